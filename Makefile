@@ -1,0 +1,105 @@
+# backpropd build.  Plain make + pkg-config; see README.md.
+#   make            build the daemon and the libraries
+#   make deps       install the Debian packages the build and tests need
+#   make test       build and run every test (the README's test command)
+#   make asan       the same tests under AddressSanitizer + UBSan
+#   make bench      benchmarks, one JSON object a line
+#   make run        start the daemon on 127.0.0.1:8080 with ./data/backpropd.db
+
+BUILD   ?= build
+CC      ?= cc
+PKGS    := openblas jansson libmicrohttpd sqlite3 libsodium zlib
+OPT     ?= -O2
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+               -pthread -MMD -MP $(shell pkg-config --cflags $(PKGS))
+ifeq ($(NATIVE),1)
+CFLAGS_BASE += -march=native
+endif
+ifeq ($(SAN),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDSAN := -fsanitize=address,undefined
+endif
+ALL_CFLAGS := $(CFLAGS_BASE) $(CFLAGS)
+LIBS    := $(shell pkg-config --libs $(PKGS)) -lcsv -lm -pthread $(LDSAN)
+TESTLIBS := $(LIBS) $(shell pkg-config --libs criterion libcurl)
+
+CORE_SRC   := $(wildcard core/*.c)
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+MIGRATIONS := $(sort $(wildcard migrations/*.sql))
+
+CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORED_OBJ  := $(CORE_SRC:core/%.c=$(BUILD)/core-double/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
+
+# Test binaries: tests/core_*.c -> one float binary, tests/grad_*.c -> the
+# double-precision build, tests/server_*.c -> the integration binary.
+T_CORE   := $(wildcard tests/core_*.c)
+T_GRAD   := $(wildcard tests/grad_*.c)
+T_SERVER := $(wildcard tests/server_*.c)
+T_UTIL   := $(wildcard tests/util_*.c)
+TEST_BINS := $(if $(T_CORE),$(BUILD)/tests/test_core) $(if $(T_GRAD),$(BUILD)/tests/test_grad) \
+             $(if $(T_SERVER),$(BUILD)/tests/test_server)
+
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps test asan bench run clean fuzz
+all: $(BUILD)/libbpcore.a $(if $(wildcard server/main.c),$(BUILD)/backpropd)
+
+$(BUILD)/libbpcore.a: $(CORE_OBJ)
+	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
+$(BUILD)/libbpcore_d.a: $(CORED_OBJ)
+	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
+
+$(BUILD)/core/%.o: core/%.c
+	@mkdir -p $(@D); $(CC) $(ALL_CFLAGS) -c $< -o $@
+$(BUILD)/core-double/%.o: core/%.c
+	@mkdir -p $(@D); $(CC) $(ALL_CFLAGS) -DBP_DOUBLE -c $< -o $@
+$(BUILD)/server/%.o: server/%.c
+	@mkdir -p $(@D); $(CC) $(ALL_CFLAGS) -Icore -c $< -o $@
+$(BUILD)/tests/%.o: tests/%.c
+	@mkdir -p $(@D); $(CC) $(ALL_CFLAGS) -Icore -Iserver -Itests -c $< -o $@
+$(BUILD)/tests/grad/%.o: tests/%.c
+	@mkdir -p $(@D); $(CC) $(ALL_CFLAGS) -DBP_DOUBLE -Icore -Itests -c $< -o $@
+$(BUILD)/bench/%.o: bench/%.c
+	@mkdir -p $(@D); $(CC) $(ALL_CFLAGS) -Icore -Itests -c $< -o $@
+
+# The migrations are compiled into the binary so the daemon is one file.
+$(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed_migrations.sh
+	@mkdir -p $(@D); sh scripts/embed_migrations.sh $(MIGRATIONS) > $@
+$(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
+	$(CC) $(ALL_CFLAGS) -Iserver -c $< -o $@
+
+$(BUILD)/backpropd: $(BUILD)/server/main.o $(SERVER_OBJ) $(BUILD)/libbpcore.a
+	$(CC) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/test_core: $(T_CORE:%.c=$(BUILD)/%.o) $(T_UTIL:%.c=$(BUILD)/%.o) $(BUILD)/libbpcore.a
+	$(CC) -o $@ $^ $(TESTLIBS)
+$(BUILD)/tests/test_grad: $(T_GRAD:tests/%.c=$(BUILD)/tests/grad/%.o) $(BUILD)/libbpcore_d.a
+	$(CC) -o $@ $^ $(TESTLIBS)
+$(BUILD)/tests/test_server: $(T_SERVER:%.c=$(BUILD)/%.o) $(T_UTIL:%.c=$(BUILD)/%.o) $(SERVER_OBJ) $(BUILD)/libbpcore.a
+	$(CC) -o $@ $^ $(TESTLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(T_UTIL:%.c=$(BUILD)/%.o) $(BUILD)/libbpcore.a
+	$(CC) -o $@ $^ $(TESTLIBS)
+
+test: all $(TEST_BINS)
+	@sh tests/run.sh $(TEST_BINS)
+
+asan:
+	$(MAKE) BUILD=build/asan SAN=1 OPT=-O1 test
+
+bench: all $(BENCH_BIN)
+	@sh bench/run.sh $(BUILD)
+
+run: all
+	@mkdir -p data
+	$(BUILD)/backpropd --bind 127.0.0.1 --port 8080 --db ./data/backpropd.db
+
+deps:
+	@sh scripts/deps.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs, only when missing, the Debian packages that build and test backpropd.
+set -eu
+PKGS="build-essential pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev
+      libsodium-dev zlib1g-dev libcsv-dev libcurl4-openssl-dev libcriterion-dev python3-sklearn wrk
+      clang libclang-rt-14-dev"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "deps: installing$missing" >&2
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+else
+    echo "deps: all Debian packages present" >&2
+fi

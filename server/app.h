@@ -1,0 +1,26 @@
+/*
+ * app.h - the daemon's shared state, created in main.c and handed to every
+ * handler: configuration, database pool, prediction cache, workers and
+ * metrics.
+ */
+#ifndef SRV_APP_H
+#define SRV_APP_H
+
+#include <stdatomic.h>
+
+#include "cache.h"
+#include "config.h"
+#include "metrics.h"
+#include "store.h"
+#include "workers.h"
+
+typedef struct app {
+    srv_config cfg;
+    store_pool *pool;
+    cache *cache;
+    workers *workers;
+    metrics *metrics;
+    atomic_int ready; /* 1 once the database is open and migrated */
+} app;
+
+#endif

@@ -1,0 +1,21 @@
+/*
+ * jsonx.h - the one place for JSON encoding rules: floats are printed so a
+ * float32 round-trips (%.9g), non-finite values become null (JSON has no
+ * NaN), and times are RFC 3339 UTC.
+ */
+#ifndef SRV_JSONX_H
+#define SRV_JSONX_H
+
+#include <jansson.h>
+#include <time.h>
+
+#define JSONX_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(9))
+
+/* A real, or null when x is NaN or infinite (new reference). */
+json_t *jsonx_real(double x);
+/* Serializes with JSONX_DUMP_FLAGS; malloc()'d, NULL on failure. */
+char *jsonx_dump(const json_t *v, size_t *len);
+/* "2026-11-27T18:37:42.123Z" for now into buf (>= 32 bytes). */
+void jsonx_now(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,21 @@
+/*
+ * metrics.h - Prometheus counters: requests by route and status, a request
+ * latency histogram, jobs by status (read from the store at scrape time)
+ * and training samples processed.  Updates are lock-free atomics.
+ */
+#ifndef SRV_METRICS_H
+#define SRV_METRICS_H
+
+#include <stddef.h>
+
+typedef struct metrics metrics;
+
+metrics *metrics_new(void);
+void metrics_free(metrics *m);
+/* route: a route label from router.h; status: the HTTP status. */
+void metrics_observe(metrics *m, int route, int status, double seconds);
+/* Prometheus text for the request metrics; the caller appends job counts. */
+char *metrics_render(const metrics *m, const long job_counts[5], unsigned long long samples,
+                     size_t *len);
+
+#endif
