@@ -29,7 +29,8 @@ MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 
 CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORED_OBJ  := $(CORE_SRC:core/%.c=$(BUILD)/core-double/%.o)
-SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o \
+              $(if $(wildcard openapi.yaml),$(BUILD)/gen/openapi.o)
 
 # Test binaries: tests/core_*.c -> one float binary, tests/grad_*.c -> the
 # double-precision build, tests/server_*.c -> the integration binary.
@@ -67,7 +68,9 @@ $(BUILD)/bench/%.o: bench/%.c
 # The migrations are compiled into the binary so the daemon is one file.
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed_migrations.sh
 	@mkdir -p $(@D); sh scripts/embed_migrations.sh $(MIGRATIONS) > $@
-$(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
+$(BUILD)/gen/openapi.c: openapi.yaml scripts/embed_file.sh
+	@mkdir -p $(@D); sh scripts/embed_file.sh openapi_yaml openapi.yaml > $@
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(ALL_CFLAGS) -Iserver -c $< -o $@
 
 $(BUILD)/backpropd: $(BUILD)/server/main.o $(SERVER_OBJ) $(BUILD)/libbpcore.a
