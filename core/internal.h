@@ -1,0 +1,138 @@
+/*
+ * internal.h - engine internals shared by the core sources, the serializer and the
+ * tests.  Not part of the public contract (bp.h); may change freely.
+ */
+#ifndef BP_INTERNAL_H
+#define BP_INTERNAL_H
+
+#include "bp.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+/* ---- model layout -------------------------------------------------------
+ * params: one 64-byte-aligned block of bp_model_param_count() reals.  Layer l
+ * has fan_in f_l (inputs for l == 0, units of l-1 otherwise); its W
+ * (units x f_l, row-major) starts at off[l], its b (units) at
+ * off[l] + units * f_l, and off[n_layers] == param_count. */
+struct bp_model {
+    bp_arch arch;              /* arch.layers == layers */
+    bp_layer_spec *layers;     /* n_layers, owned */
+    size_t *off;               /* n_layers + 1 offsets into params */
+    size_t n_params;
+    size_t max_width;          /* max(inputs, units of every layer) */
+    size_t max_hidden;         /* max units over hidden layers (0 if none) */
+    bp_real *params;           /* 64-byte aligned, n_params */
+    bp_real *norm_mean;        /* NULL without normalization, else inputs */
+    bp_real *norm_std;         /* inputs, zeros stored as 1 */
+    uint32_t n_classes;
+    char **class_names;        /* n_classes strdup()'d names */
+};
+
+static inline size_t bp_fan_in(const bp_model *m, uint32_t l)
+{
+    return l == 0 ? m->arch.inputs : m->layers[l - 1].units;
+}
+static inline bp_real *bp_layer_w(bp_real *arena, const bp_model *m, uint32_t l)
+{
+    return arena + m->off[l];
+}
+static inline bp_real *bp_layer_b(bp_real *arena, const bp_model *m, uint32_t l)
+{
+    return arena + m->off[l] + (size_t)m->layers[l].units * bp_fan_in(m, l);
+}
+
+/* Like bp_model_create (same validation, same messages) but with every
+ * parameter zero: for the loader, which overwrites them. */
+bp_status bp_model_alloc(const bp_arch *arch, bp_model **out, char *err, size_t errlen);
+
+/* Loss and its gradient for `rows` rows of X (taken as is: the stored
+ * normalization is NOT applied) and targets Y, in one vectorized
+ * forward/backward pass.  dropout_masks: NULL, or one pointer per layer
+ * (NULL entries = no dropout), each rows x units with values 0 or 1/(1-p).
+ * grad receives param_count reals in the parameter layout; *loss the batch
+ * loss (mean convention of the model's loss, see core/act.c).  Allocates its
+ * own workspace: a test/serializer helper, not the training hot path. */
+bp_status bp_model_loss_grad(const bp_model *m, const bp_real *X, const bp_real *Y, size_t rows,
+                             const bp_real *const *dropout_masks, bp_real *grad, double *loss);
+
+/* Loss only (forward pass, no gradient), same conventions. */
+bp_status bp_model_loss_value(const bp_model *m, const bp_real *X, const bp_real *Y, size_t rows,
+                        const bp_real *const *dropout_masks, double *loss);
+
+/* ---- small helpers ------------------------------------------------------ */
+
+/* 64-byte aligned allocation of n reals (rounded up); free with free(). */
+bp_real *bp_alloc_reals(size_t n);
+void bp_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- rng.c: xoshiro256** seeded through splitmix64 ----------------------- */
+
+typedef struct { uint64_t s[4]; } bp_rng;
+void bp_rng_seed(bp_rng *r, uint64_t seed);
+uint64_t bp_rng_next(bp_rng *r);
+double bp_rng_uniform(bp_rng *r);            /* [0, 1), 53 bits */
+uint64_t bp_rng_below(bp_rng *r, uint64_t n); /* uniform in [0, n), n >= 1 */
+
+/* ---- gemm.c: the one GEMM seam ------------------------------------------ */
+
+/* Row-major C = alpha * op(A) * op(B) + beta * C, op(X) = X or X^T;
+ * op(A) is M x K, op(B) is K x N.  CBLAS (OpenBLAS) underneath. */
+void bp_gemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, bp_real alpha,
+             const bp_real *A, size_t lda, const bp_real *B, size_t ldb, bp_real beta,
+             bp_real *C, size_t ldc);
+/* The naive i-k-j reference (test oracle), same contract. */
+void bp_gemm_ref(int trans_a, int trans_b, size_t M, size_t N, size_t K, bp_real alpha,
+                 const bp_real *A, size_t lda, const bp_real *B, size_t ldb, bp_real beta,
+                 bp_real *C, size_t ldc);
+/* y = W x for W rows x cols row-major (one-row inference). */
+void bp_gemv(size_t rows, size_t cols, const bp_real *W, const bp_real *x, bp_real *y);
+
+/* ---- act.c: fused elementwise kernels ----------------------------------- */
+
+/* Hidden/any layer forward: H = f(Z + b) in place over rows x n; when mask is
+ * non-NULL also A = H * mask (inverted dropout) into A. */
+void bp_act_forward(bp_activation act, bp_real *Z, const bp_real *b, size_t rows, size_t n,
+                    const bp_real *mask, bp_real *A);
+/* Hidden layer backward: D (in dA, out dZ) = dA * mask * f'(H) where H is
+ * the stored activation output; db = column sums of dZ (overwritten). */
+void bp_act_backward(bp_activation act, const bp_real *H, const bp_real *mask, bp_real *D,
+                     size_t rows, size_t n, bp_real *db);
+
+/* Output layer: Z (rows x k, without bias) becomes the activation A = f(Z+b)
+ * in place.  Returns sum of the per-element/row losses already divided by
+ * the loss's normalizer for `m_total` rows (so summing the returns over the
+ * row slices of a batch gives the batch loss).  When dZ is non-NULL it
+ * receives dL/dZ (scaled likewise) and db its column sums; *correct (if
+ * non-NULL) gets the count of correct predictions (rows for softmax, elements
+ * for sigmoid, 0 for regression). */
+double bp_output_loss(bp_activation act, bp_loss loss, bp_real *Z, const bp_real *b,
+                      const bp_real *Y, size_t rows, size_t k, size_t m_total,
+                      bp_real *dZ, bp_real *db, size_t *correct);
+
+/* ---- forward/backward on a workspace (model.c) -------------------------- */
+
+typedef struct {
+    size_t max_rows;
+    bp_real *x, *y;   /* max_rows x inputs / outputs: gathered batch */
+    bp_real **h;      /* per layer, max_rows x units: f(Z) (output: A) */
+    bp_real **a;      /* per layer: dropout output (own buffer) or == h */
+    bp_real *d0, *d1; /* deltas, max_rows x max_width */
+    bp_real *grad;    /* param_count, 64-byte aligned (NULL if not wanted) */
+    void *block;
+} bp_ws;
+
+/* dropout: 0 none, 1 own A buffers for hidden layers with p > 0, 2 for
+ * every hidden layer (masks may then be given for any of them). */
+bp_status bp_ws_init(bp_ws *ws, const bp_model *m, size_t max_rows, int dropout, int want_grad);
+void bp_ws_free(bp_ws *ws);
+
+/* Forward + loss (+ backward into ws->grad when backward != 0) over `rows`
+ * rows of X/Y (rows <= max_rows), loss scaled for m_total rows.  masks as in
+ * bp_model_loss_grad (row-offset by the caller).  Returns the scaled loss. */
+double bp_fwd_bwd(const bp_model *m, bp_ws *ws, const bp_real *X, const bp_real *Y,
+                  size_t rows, size_t m_total, const bp_real *const *masks,
+                  int backward, size_t *correct);
+
+#endif
