@@ -1,0 +1,402 @@
+/*
+ * api_predict.c - POST /v1/models/{name}/predict, the hot path.
+ *
+ * A request is decoded, its model version taken from the cache (no
+ * database read and no global lock on a hit), run through
+ * bp_model_predict() in a per-thread scratch buffer that only grows, and
+ * answered with a response written straight into one buffer: one pass
+ * over the rows, no JSON tree.  The text is byte-for-byte what jansson
+ * prints with JSONX_DUMP_FLAGS (%.9g reals with ".0" when they would
+ * read back as integers, exponents without "+" or leading zeros,
+ * non-finite values as null), so clients see one format everywhere.
+ */
+#include <assert.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "cache.h"
+#include "decode.h"
+#include "jsonx.h"
+
+static_assert(sizeof(bp_real) == sizeof(float), "decode_predict yields floats: bp_real must be float");
+
+/* Above this a request gets its own buffers instead of growing the
+ * thread's for good. */
+#define PREDICT_TLS_MAX ((size_t)4 << 20)
+
+/* ---- per-thread scratch ---------------------------------------------------- */
+
+typedef struct {
+    bp_real *reals; /* predict scratch followed by the outputs */
+    size_t reals_cap;
+    uint32_t *classes;
+    size_t classes_cap;
+} predict_tls;
+
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+static void tls_free(void *p)
+{
+    predict_tls *t = p;
+    if (t) {
+        free(t->reals);
+        free(t->classes);
+        free(t);
+    }
+}
+
+static void tls_init(void)
+{
+    (void)pthread_key_create(&tls_key, tls_free);
+}
+
+static predict_tls *tls_get(void)
+{
+    pthread_once(&tls_once, tls_init);
+    predict_tls *t = pthread_getspecific(tls_key);
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (t && pthread_setspecific(tls_key, t) != 0) {
+            free(t);
+            t = NULL;
+        }
+    }
+    return t;
+}
+
+/* Makes *buf hold at least n elements of size sz, growing geometrically. */
+static int tls_grow(void **buf, size_t *cap, size_t n, size_t sz)
+{
+    if (n <= *cap)
+        return 0;
+    size_t want = *cap ? *cap : 256;
+    while (want < n)
+        want *= 2;
+    void *p = realloc(*buf, want * sz);
+    if (!p)
+        return -1;
+    *buf = p;
+    *cap = want;
+    return 0;
+}
+
+/* ---- response text --------------------------------------------------------- */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static int sb_reserve(sbuf *b, size_t n)
+{
+    if (b->oom)
+        return -1;
+    if (b->len + n <= b->cap)
+        return 0;
+    size_t want = b->cap ? b->cap : 256;
+    while (want < b->len + n)
+        want *= 2;
+    char *p = realloc(b->p, want);
+    if (!p) {
+        b->oom = 1;
+        return -1;
+    }
+    b->p = p;
+    b->cap = want;
+    return 0;
+}
+
+static void sb_put(sbuf *b, const char *s, size_t n)
+{
+    if (sb_reserve(b, n) == 0) {
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+    }
+}
+
+#define SB_LIT(b, s) sb_put((b), (s), sizeof(s) - 1)
+
+static void sb_u32(sbuf *b, uint32_t v)
+{
+    char tmp[12];
+    int n = 0;
+    do {
+        tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    sb_put(b, tmp + sizeof tmp - n, (size_t)n);
+}
+
+/* A real as jansson prints it with JSON_REAL_PRECISION(9); null when not
+ * finite (JSON has no NaN). */
+static void sb_real(sbuf *b, double x)
+{
+    if (!isfinite(x)) {
+        SB_LIT(b, "null");
+        return;
+    }
+    if (sb_reserve(b, 32) != 0)
+        return;
+    char *s = b->p + b->len;
+    int n = snprintf(s, 32, "%.9g", x);
+    if (n <= 0 || n >= 28)
+        return;
+    if (!memchr(s, '.', (size_t)n) && !memchr(s, 'e', (size_t)n)) {
+        memcpy(s + n, ".0", 2);
+        n += 2;
+    }
+    char *ex = memchr(s, 'e', (size_t)n);
+    if (ex) {
+        /* as jansson: "1e+20" -> "1e20", "1e-05" -> "1e-5" */
+        char *start = ex + 1, *end = ex + 2;
+        if (*start == '-')
+            start++;
+        while (end < s + n && *end == '0')
+            end++;
+        if (end != start) {
+            size_t tail = (size_t)(s + n - end);
+            memmove(start, end, tail);
+            n = (int)(start - s) + (int)tail;
+        }
+    }
+    b->len += (size_t)n;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+    unsigned c = s[0];
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) { n = 2; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { n = 3; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { n = 4; cp = c & 0x07; }
+    else return 0;
+    if (left < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return n;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped as
+ * jansson does; bytes that are not UTF-8 become U+FFFD so the body stays
+ * valid JSON whatever a class name holds. */
+static void sb_str(sbuf *b, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t len = strlen(str);
+    if (sb_reserve(b, len * 6 + 2) != 0)
+        return;
+    char *o = b->p + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < len;) {
+        unsigned c = s[i];
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+            i++;
+        } else if (c < 0x20) {
+            static const char hex[] = "0123456789abcdef";
+            *o++ = '\\';
+            switch (c) {
+            case '\b': *o++ = 'b'; break;
+            case '\f': *o++ = 'f'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            default:
+                memcpy(o, "u00", 3);
+                o += 3;
+                *o++ = hex[c >> 4];
+                *o++ = hex[c & 15];
+            }
+            i++;
+        } else {
+            size_t n = utf8_seq(s + i, len - i);
+            if (n == 0) {
+                memcpy(o, "\xEF\xBF\xBD", 3); /* U+FFFD, 3 bytes <= 6 reserved */
+                o += 3;
+                i++;
+            } else {
+                memcpy(o, s + i, n);
+                o += n;
+                i += n;
+            }
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+}
+
+/* ---- handler --------------------------------------------------------------- */
+
+static int model_is_classifier(const bp_model *m)
+{
+    uint32_t nl = bp_model_n_layers(m);
+    if (nl == 0)
+        return 0;
+    bp_activation out = bp_model_layer(m, nl - 1).activation;
+    return out == BP_ACT_SOFTMAX ||
+           (out == BP_ACT_SIGMOID && bp_model_loss(m) == BP_LOSS_BINARY_CROSS_ENTROPY);
+}
+
+static void predict_fail(http_res *rs, err_code code, const char *fmt, const char *a1)
+{
+    srv_err e;
+    err_set(&e, code, fmt, a1);
+    http_res_error(rs, &e);
+}
+
+void api_model_predict(app *a, const http_req *rq, http_res *rs)
+{
+    const char *name = rq->arg;
+    srv_err e = {0};
+    if (!name || !name_valid(name)) {
+        predict_fail(rs, ERR_INVALID_ARGUMENT,
+                     "model name \"%s\": expected [A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+                     name ? name : "");
+        return;
+    }
+    if (!rq->json) {
+        predict_fail(rs, ERR_INVALID_JSON, "%s", "request body: expected a JSON object");
+        return;
+    }
+
+    uint32_t version = 0, rows = 0, cols = 0;
+    float *X = NULL;
+    if (decode_predict(rq->json, &a->cfg.limits, &version, &X, &rows, &cols, &e) != 0) {
+        http_res_error(rs, &e);
+        return;
+    }
+
+    const cache_entry *ent = NULL;
+    if (cache_get(a->cache, name, version, &ent, &e) != 0) {
+        free(X);
+        http_res_error(rs, &e);
+        return;
+    }
+    const bp_model *m = ent->model;
+    uint32_t nin = bp_model_inputs(m), nout = bp_model_outputs(m);
+    if (cols != nin) {
+        err_set(&e, ERR_UNPROCESSABLE, "inputs have %u columns but model \"%s\" expects %u", cols,
+                name, nin);
+        goto fail;
+    }
+
+    /* scratch and outputs: the thread's buffers, or this request's own when
+     * it is too large to keep around */
+    size_t nscratch = bp_predict_scratch_size(m, rows);
+    size_t nout_total = (size_t)rows * nout;
+    size_t nreals = nscratch + nout_total;
+    int classify = model_is_classifier(m);
+    bp_real *reals = NULL, *own_reals = NULL;
+    uint32_t *cls = NULL, *own_cls = NULL;
+    predict_tls *t = NULL;
+    if (nreals * sizeof(bp_real) <= PREDICT_TLS_MAX && (t = tls_get()) != NULL &&
+        tls_grow((void **)&t->reals, &t->reals_cap, nreals, sizeof(bp_real)) == 0 &&
+        (!classify || tls_grow((void **)&t->classes, &t->classes_cap, rows, sizeof(uint32_t)) == 0)) {
+        reals = t->reals;
+        cls = t->classes;
+    } else {
+        reals = own_reals = malloc((nreals ? nreals : 1) * sizeof(bp_real));
+        if (classify)
+            cls = own_cls = malloc((rows ? rows : 1) * sizeof(uint32_t));
+        if (!reals || (classify && !cls)) {
+            free(own_reals);
+            free(own_cls);
+            err_set(&e, ERR_INTERNAL, "out of memory for %u rows", rows);
+            goto fail;
+        }
+    }
+    bp_real *out = reals + nscratch;
+
+    bp_status st = bp_model_predict(m, X, rows, out, reals);
+    free(X);
+    X = NULL;
+    if (st != BP_OK) {
+        free(own_reals);
+        free(own_cls);
+        err_set(&e, ERR_INTERNAL, "prediction failed: %s", bp_status_str(st));
+        goto fail;
+    }
+    if (classify)
+        bp_model_argmax(m, out, rows, cls);
+
+    uint32_t ncls = bp_model_n_classes(m);
+    sbuf b = {0};
+    sb_reserve(&b, 96 + (size_t)rows * (2 + (size_t)nout * 17) + (classify ? (size_t)rows * 24 : 0));
+    SB_LIT(&b, "{\"model\":\"");
+    sb_put(&b, name, strlen(name)); /* a valid name needs no escaping */
+    SB_LIT(&b, "\",\"version\":");
+    sb_u32(&b, ent->version);
+    SB_LIT(&b, ",\"outputs\":[");
+    for (uint32_t r = 0; r < rows; r++) {
+        const bp_real *row = out + (size_t)r * nout;
+        if (r)
+            SB_LIT(&b, ",");
+        SB_LIT(&b, "[");
+        for (uint32_t j = 0; j < nout; j++) {
+            if (j)
+                SB_LIT(&b, ",");
+            sb_real(&b, row[j]);
+        }
+        SB_LIT(&b, "]");
+    }
+    SB_LIT(&b, "]");
+    if (classify) {
+        SB_LIT(&b, ",\"classes\":[");
+        for (uint32_t r = 0; r < rows; r++) {
+            if (r)
+                SB_LIT(&b, ",");
+            sb_u32(&b, cls[r]);
+        }
+        SB_LIT(&b, "]");
+        if (ncls > 0) {
+            SB_LIT(&b, ",\"labels\":[");
+            for (uint32_t r = 0; r < rows; r++) {
+                if (r)
+                    SB_LIT(&b, ",");
+                const char *lab = cls[r] < ncls ? bp_model_class_name(m, cls[r]) : NULL;
+                if (lab)
+                    sb_str(&b, lab);
+                else
+                    SB_LIT(&b, "null");
+            }
+            SB_LIT(&b, "]");
+        }
+    }
+    SB_LIT(&b, "}");
+    free(own_reals);
+    free(own_cls);
+    cache_release(a->cache, ent);
+
+    if (b.oom) {
+        free(b.p);
+        predict_fail(rs, ERR_INTERNAL, "%s", "out of memory writing the response");
+        return;
+    }
+    rs->status = 200;
+    rs->text = b.p;
+    rs->text_len = b.len;
+    rs->content_type = "application/json";
+    return;
+
+fail:
+    free(X);
+    cache_release(a->cache, ent);
+    http_res_error(rs, &e);
+}
