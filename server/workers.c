@@ -1,0 +1,476 @@
+/*
+ * workers.c - the training worker pool.
+ *
+ * n pthreads claim queued jobs from the store (the queue is the jobs table,
+ * so jobs queued before a restart run after it), train them with core and
+ * write the results back: one metrics row per epoch as the job runs, and
+ * on success a new model version in one transaction with its metrics.  A
+ * worker wakes when a job is queued (workers_notify) and also polls every
+ * second, so a job queued by any path is picked up.
+ *
+ * A store connection is held only for the brief writes (claim, data load,
+ * per-epoch row, end), never across an epoch.
+ *
+ * Cancel: every worker has a slot with the id of its running job and the
+ * atomic flag core checks before each batch.  workers_cancel() raises it
+ * (a cancel through the API) and the worker also asks the store at each
+ * epoch end (a cancel recorded by any other path).  workers_stop() raises
+ * every flag too but does not end the jobs: they stay "running" in the
+ * database and the restart rule deals with them.
+ *
+ * Threads: a job may use the cores divided among the jobs running when it
+ * starts, at least one.
+ */
+#include "workers.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "decode.h"
+#include "fit.h"
+#include "log.h"
+
+static_assert(sizeof(bp_real) == sizeof(float),
+              "ds_data holds floats and is handed to core as is: bp_real must be float");
+
+typedef struct workers_slot {
+    struct workers *w;
+    pthread_t thread;
+    int started;
+    char job_id[40];        /* the running job, "" when idle (under w->mu) */
+    atomic_int cancel;      /* what core watches */
+    atomic_int user_cancel; /* a cancel was asked for (not a shutdown) */
+} workers_slot;
+
+struct workers {
+    store_pool *pool;
+    cache *cache;
+    int n, cores;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned long gen;      /* bumped by workers_notify (under mu) */
+    atomic_int stop;
+    atomic_int running;     /* jobs training now */
+    atomic_ullong samples;
+    workers_slot *slots;
+};
+
+/* ---- one job ------------------------------------------------------------- */
+
+/* Ends a job as failed or cancelled, logging when even that cannot be
+ * written (the restart rule will then fail it). */
+static void job_end(workers *w, const char *id, const char *status, const char *error)
+{
+    srv_err e = {0};
+    store *s = store_pool_get(w->pool);
+    int rc = store_job_end(s, id, status, error, &e);
+    store_pool_put(w->pool, s);
+    if (rc != 0)
+        log_msg(LOG_ERROR, "job %s: could not record status %s: %s", id, status, e.msg);
+    if (error)
+        log_msg(LOG_WARN, "job %s %s: %s", id, status, error);
+    else
+        log_msg(LOG_INFO, "job %s %s", id, status);
+}
+
+/* 1 when the model's class names are exactly the data's. */
+static int job_classes_match(const bp_model *m, const ds_data *d)
+{
+    uint32_t n = bp_model_n_classes(m);
+    uint32_t k = d->class_names ? d->n_classes : 0;
+    if (n != k)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (strcmp(bp_model_class_name(m, i), d->class_names[i] ? d->class_names[i] : "") != 0)
+            return 0;
+    return 1;
+}
+
+/* Warm start: the latest version, with its weights, normalization and
+ * class names. */
+static int job_load_latest(workers *w, const char *model, bp_model **out, srv_err *e)
+{
+    void *blob = NULL;
+    size_t len = 0;
+    uint32_t version = 0;
+    store *s = store_pool_get(w->pool);
+    int rc = store_version_blob(s, model, 0, &blob, &len, &version, e);
+    store_pool_put(w->pool, s);
+    if (rc != 0) {
+        if (e->code == ERR_CONFLICT)
+            err_set(e, ERR_CONFLICT,
+                    "warm_start: model \"%s\" has no trained version to continue from", model);
+        return -1;
+    }
+    char err[256] = "";
+    bp_status st = bp_model_load(blob, len, out, err, sizeof err);
+    free(blob);
+    if (st != BP_OK)
+        return err_set(e, ERR_INTERNAL, "warm_start: version %u of model \"%s\" could not be loaded: %s",
+                       version, model, err[0] ? err : bp_status_str(st));
+    return 0;
+}
+
+/* The stored normalization applied in place: a warm start keeps the
+ * statistics its weights were trained against, so the trainer (told not to
+ * refit) must see inputs standardized exactly as predict will. */
+static void job_standardize(const bp_model *m, float *X, size_t rows)
+{
+    const bp_real *mu = bp_model_norm_mean(m), *sd = bp_model_norm_std(m);
+    size_t f = bp_model_inputs(m);
+    if (!mu || !sd)
+        return;
+    for (size_t r = 0; r < rows; r++) {
+        float *x = X + r * f;
+        for (size_t j = 0; j < f; j++)
+            x[j] = (x[j] - mu[j]) / sd[j];
+    }
+}
+
+/* Whether `cur` improves on `best` the way early stopping counts it. */
+static int job_improves(double cur, double best, double min_delta)
+{
+    return isfinite(cur) && (!isfinite(best) || cur < best - min_delta);
+}
+
+static void job_run(workers_slot *slot, store_claim *c)
+{
+    workers *w = slot->w;
+    const char *id = c->id;
+    srv_err e = {0};
+    ds_data *d = NULL;
+    bp_layer_spec *layers = NULL;
+    bp_model *m = NULL;
+    bp_trainer *t = NULL;
+    float *Y = NULL;
+    void *blob = NULL;
+    size_t blob_len = 0;
+    bp_arch arch;
+    bp_train_config cfg;
+    int warm = 0;
+    char err[SRV_ERR_MSG] = "";
+    char msg[SRV_ERR_MSG + 64];
+
+    int running = atomic_fetch_add(&w->running, 1) + 1;
+    uint32_t threads = (uint32_t)(w->cores / running);
+    if (threads < 1)
+        threads = 1;
+
+    /* Register so workers_cancel/workers_stop can reach this job; a stop
+     * that came before the registration is seen here. */
+    pthread_mutex_lock(&w->mu);
+    snprintf(slot->job_id, sizeof slot->job_id, "%s", id);
+    atomic_store(&slot->user_cancel, 0);
+    atomic_store(&slot->cancel, atomic_load(&w->stop) ? 1 : 0);
+    pthread_mutex_unlock(&w->mu);
+
+    log_msg(LOG_INFO, "job %s started: model %s, %u thread%s", id, c->model, threads,
+            threads == 1 ? "" : "s");
+
+    store *s = store_pool_get(w->pool);
+    int rc = store_job_data(s, id, &d, &e);
+    int cancel_asked = rc == 0 && store_job_cancel_requested(s, id) == 1;
+    store_pool_put(w->pool, s);
+    if (rc != 0) {
+        snprintf(msg, sizeof msg, "could not load the training data: %s", e.msg);
+        job_end(w, id, "failed", msg);
+        goto out;
+    }
+    if (cancel_asked) {
+        job_end(w, id, "cancelled", NULL);
+        goto out;
+    }
+
+    if (spec_to_arch(c->spec, &arch, &layers, &e) != 0 ||
+        params_to_config(c->params, &cfg, &warm, &e) != 0 ||
+        fit_targets(d, &arch, &Y, &e) != 0) {
+        job_end(w, id, "failed", e.msg);
+        goto out;
+    }
+
+    if (d->features != arch.inputs || d->rows == 0) {
+        snprintf(msg, sizeof msg, "the data has %u rows of %u features but model \"%s\" expects %u",
+                 d->rows, d->features, c->model, arch.inputs);
+        job_end(w, id, "failed", msg);
+        goto out;
+    }
+
+    if (warm) {
+        if (job_load_latest(w, c->model, &m, &e) != 0) {
+            job_end(w, id, "failed", e.msg);
+            goto out;
+        }
+        if (!job_classes_match(m, d)) {
+            snprintf(msg, sizeof msg,
+                     "warm_start: the data's class names differ from those of the latest "
+                     "version of model \"%s\"",
+                     c->model);
+            job_end(w, id, "failed", msg);
+            goto out;
+        }
+        /* reuse the stored normalization (or its absence): never refit */
+        cfg.normalize = 0;
+        job_standardize(m, d->X, d->rows);
+    } else {
+        bp_status st = bp_model_create(&arch, &m, err, sizeof err);
+        if (st != BP_OK) {
+            snprintf(msg, sizeof msg, "could not create the model: %s",
+                     err[0] ? err : bp_status_str(st));
+            job_end(w, id, "failed", msg);
+            goto out;
+        }
+        if (d->class_names) {
+            st = bp_model_set_classes(m, d->n_classes, (const char *const *)d->class_names);
+            if (st != BP_OK) {
+                snprintf(msg, sizeof msg, "could not set the class names: %s", bp_status_str(st));
+                job_end(w, id, "failed", msg);
+                goto out;
+            }
+        }
+    }
+
+    cfg.threads = threads;
+    cfg.cancel = &slot->cancel;
+    cfg.on_epoch = NULL; /* the loop below reports each epoch */
+    cfg.user = NULL;
+
+    size_t rows = d->rows;
+    size_t train_rows = rows - (size_t)llround(cfg.validation_split * (double)rows);
+    bp_status st = bp_trainer_create(m, &cfg, d->X, Y, rows, &t, err, sizeof err);
+    /* the trainer keeps its own copies: give the memory back now */
+    ds_data_free(d);
+    d = NULL;
+    free(Y);
+    Y = NULL;
+    if (st != BP_OK) {
+        snprintf(msg, sizeof msg, "%s", err[0] ? err : bp_status_str(st));
+        job_end(w, id, "failed", msg);
+        goto out;
+    }
+
+    /* The version keeps the metrics of the weights it stores: with early
+     * stopping those of the best epoch, which the trainer restores. */
+    bp_epoch_metrics last = {0}, best = {0};
+    double best_loss = NAN;
+    int have_epoch = 0;
+    while (!bp_trainer_done(t)) {
+        bp_epoch_metrics em;
+        err[0] = 0;
+        st = bp_trainer_epoch(t, &em, err, sizeof err);
+        if (st != BP_OK)
+            break;
+        atomic_fetch_add_explicit(&w->samples, train_rows, memory_order_relaxed);
+        last = em;
+        double mon = cfg.validation_split > 0 ? em.val_loss : em.train_loss;
+        if (!have_epoch || job_improves(mon, best_loss, cfg.min_delta)) {
+            best = em;
+            best_loss = mon;
+        }
+        have_epoch = 1;
+
+        s = store_pool_get(w->pool);
+        if (store_job_epoch(s, id, &em, cfg.epochs, &e) != 0)
+            log_msg(LOG_WARN, "job %s: could not record epoch %u: %s", id, em.epoch, e.msg);
+        int asked = store_job_cancel_requested(s, id) == 1;
+        store_pool_put(w->pool, s);
+        if (asked) {
+            atomic_store(&slot->user_cancel, 1);
+            st = BP_ECANCELLED;
+            break;
+        }
+    }
+
+    if (st == BP_ECANCELLED) {
+        if (atomic_load(&slot->user_cancel) || !atomic_load(&w->stop)) {
+            job_end(w, id, "cancelled", NULL);
+        } else {
+            /* shutdown: left "running" so the restart rule takes it */
+            log_msg(LOG_INFO, "job %s stopped by shutdown", id);
+        }
+        goto out;
+    }
+    if (st != BP_OK) {
+        if (st == BP_ENUMERIC)
+            snprintf(msg, sizeof msg, "%s",
+                     err[0] ? err : "training diverged: the loss became NaN; lower the learning rate");
+        else
+            snprintf(msg, sizeof msg, "training failed: %s", err[0] ? err : bp_status_str(st));
+        job_end(w, id, "failed", msg);
+        goto out;
+    }
+    if (!have_epoch) {
+        job_end(w, id, "failed", "training ran no epoch");
+        goto out;
+    }
+
+    bp_trainer_finish(t);
+    st = bp_model_save(m, &blob, &blob_len);
+    if (st != BP_OK) {
+        snprintf(msg, sizeof msg, "could not serialize the trained model: %s", bp_status_str(st));
+        job_end(w, id, "failed", msg);
+        goto out;
+    }
+    uint32_t version = 0;
+    const bp_epoch_metrics *final = cfg.patience > 0 ? &best : &last;
+    s = store_pool_get(w->pool);
+    rc = store_job_succeed(s, id, c->model, blob, blob_len, final, &version, &e);
+    store_pool_put(w->pool, s);
+    if (rc != 0) {
+        snprintf(msg, sizeof msg, "could not store the trained version: %s", e.msg);
+        job_end(w, id, "failed", msg);
+        goto out;
+    }
+    /* predictions of "latest" must now load the new version */
+    cache_invalidate(w->cache, c->model);
+    log_msg(LOG_INFO, "job %s succeeded: model %s version %u after %u epochs", id, c->model,
+            version, bp_trainer_epochs_run(t));
+
+out:
+    pthread_mutex_lock(&w->mu);
+    slot->job_id[0] = 0;
+    pthread_mutex_unlock(&w->mu);
+    atomic_fetch_sub(&w->running, 1);
+    free(blob);
+    bp_trainer_free(t);
+    bp_model_free(m);
+    free(Y);
+    free(layers);
+    ds_data_free(d);
+}
+
+/* ---- the threads ----------------------------------------------------------- */
+
+static void *workers_main(void *arg)
+{
+    workers_slot *slot = arg;
+    workers *w = slot->w;
+
+    while (!atomic_load(&w->stop)) {
+        pthread_mutex_lock(&w->mu);
+        unsigned long seen = w->gen;
+        pthread_mutex_unlock(&w->mu);
+
+        store_claim c;
+        srv_err e = {0};
+        memset(&c, 0, sizeof c);
+        store *s = store_pool_get(w->pool);
+        int rc = store_job_claim(s, &c, &e);
+        store_pool_put(w->pool, s);
+        if (rc == 1) {
+            job_run(slot, &c);
+            store_claim_clear(&c);
+            continue;
+        }
+        if (rc < 0)
+            log_msg(LOG_ERROR, "workers: could not claim a job: %s", e.msg);
+
+        /* nothing queued: sleep until notified, stopped, or a second passed */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_mutex_lock(&w->mu);
+        while (w->gen == seen && !atomic_load(&w->stop))
+            if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT)
+                break;
+        pthread_mutex_unlock(&w->mu);
+    }
+    return NULL;
+}
+
+int workers_start(store_pool *pool, cache *c, int n, int cores, workers **out)
+{
+    workers *w = calloc(1, sizeof *w);
+    if (!w)
+        return -1;
+    w->pool = pool;
+    w->cache = c;
+    w->n = n > 0 ? n : 1;
+    w->cores = cores > 0 ? cores : 1;
+    atomic_init(&w->stop, 0);
+    atomic_init(&w->running, 0);
+    atomic_init(&w->samples, 0);
+    w->slots = calloc((size_t)w->n, sizeof *w->slots);
+    if (!w->slots || pthread_mutex_init(&w->mu, NULL) != 0) {
+        free(w->slots);
+        free(w);
+        return -1;
+    }
+    if (pthread_cond_init(&w->cv, NULL) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        free(w->slots);
+        free(w);
+        return -1;
+    }
+    for (int i = 0; i < w->n; i++) {
+        workers_slot *slot = &w->slots[i];
+        slot->w = w;
+        atomic_init(&slot->cancel, 0);
+        atomic_init(&slot->user_cancel, 0);
+        if (pthread_create(&slot->thread, NULL, workers_main, slot) != 0) {
+            log_msg(LOG_ERROR, "workers: could not start thread %d of %d", i + 1, w->n);
+            workers_stop(w);
+            return -1;
+        }
+        slot->started = 1;
+    }
+    *out = w;
+    return 0;
+}
+
+void workers_notify(workers *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->gen++;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void workers_cancel(workers *w, const char *job_id)
+{
+    if (!w || !job_id)
+        return;
+    pthread_mutex_lock(&w->mu);
+    for (int i = 0; i < w->n; i++) {
+        workers_slot *slot = &w->slots[i];
+        if (slot->job_id[0] && strcmp(slot->job_id, job_id) == 0) {
+            atomic_store(&slot->user_cancel, 1);
+            atomic_store(&slot->cancel, 1);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+void workers_stop(workers *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    atomic_store(&w->stop, 1);
+    for (int i = 0; i < w->n; i++)
+        if (w->slots[i].job_id[0])
+            atomic_store(&w->slots[i].cancel, 1);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+
+    for (int i = 0; i < w->n; i++)
+        if (w->slots[i].started)
+            pthread_join(w->slots[i].thread, NULL);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w->slots);
+    free(w);
+}
+
+unsigned long long workers_samples(workers *w)
+{
+    return w ? atomic_load_explicit(&w->samples, memory_order_relaxed) : 0;
+}
