@@ -1,0 +1,763 @@
+/*
+ * store_jobs.c - training jobs: the durable queue (create with the
+ * --max-queued check, claim oldest first), cancel, per-epoch metrics, the
+ * data a job trains on, and the end of a job (a new model version on
+ * success, atomically), plus the restart rule and the counts for /metrics.
+ *
+ * Job ids are opaque: "j_" and 20 lowercase hex digits from libsodium.
+ */
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonx.h"
+#include "store.h"
+#include "store_internal.h"
+
+static const char *const job_statuses[5] = {"queued", "running", "succeeded", "failed",
+                                            "cancelled"};
+
+static int oom(srv_err *e)
+{
+    return err_set(e, ERR_INTERNAL, "out of memory");
+}
+
+static void put(json_t *o, const char *k, json_t *v, int *bad)
+{
+    if (!v || json_object_set_new(o, k, v) < 0)
+        *bad = 1;
+}
+
+static void job_new_id(char id[23])
+{
+    unsigned char raw[10];
+    randombytes_buf(raw, sizeof raw);
+    id[0] = 'j';
+    id[1] = '_';
+    sodium_bin2hex(id + 2, 21, raw, sizeof raw);
+}
+
+/* Columns of JOB_COLS: id, model, dataset, status, epoch, epochs,
+ * train_loss, val_loss, val_accuracy, error, model_version, params,
+ * created_at, started_at, finished_at. */
+static int job_from_row(sqlite3_stmt *st, json_t **out, srv_err *e)
+{
+    *out = NULL;
+    json_t *params = store_col_json(st, 11);
+    if (!json_is_object(params)) {
+        json_decref(params);
+        return err_set(e, ERR_INTERNAL, "job %s: stored params are damaged",
+                       (const char *)sqlite3_column_text(st, 0));
+    }
+    json_t *o = json_object();
+    if (!o) {
+        json_decref(params);
+        return oom(e);
+    }
+    const char *status = (const char *)sqlite3_column_text(st, 3);
+    sqlite3_int64 epoch = sqlite3_column_int64(st, 4), epochs = sqlite3_column_int64(st, 5);
+    /* A job that stopped early (early stopping) is still complete. */
+    double progress = status && strcmp(status, "succeeded") == 0 ? 1.0
+                      : epochs > 0 ? (double)epoch / (double)epochs
+                                   : 0.0;
+    if (progress > 1.0)
+        progress = 1.0;
+    int bad = 0;
+    put(o, "id", store_col_text(st, 0), &bad);
+    put(o, "model", store_col_text(st, 1), &bad);
+    put(o, "dataset", store_col_text(st, 2), &bad);
+    put(o, "status", store_col_text(st, 3), &bad);
+    put(o, "epoch", json_integer(epoch), &bad);
+    put(o, "epochs", json_integer(epochs), &bad);
+    put(o, "progress", jsonx_real(progress), &bad);
+    put(o, "train_loss", store_col_real(st, 6), &bad);
+    put(o, "val_loss", store_col_real(st, 7), &bad);
+    put(o, "val_accuracy", store_col_real(st, 8), &bad);
+    put(o, "error", store_col_text(st, 9), &bad);
+    put(o, "model_version", sqlite3_column_type(st, 10) == SQLITE_NULL
+                                ? json_null()
+                                : json_integer(sqlite3_column_int64(st, 10)),
+        &bad);
+    put(o, "params", params, &bad);
+    put(o, "created_at", store_col_text(st, 12), &bad);
+    put(o, "started_at", store_col_text(st, 13), &bad);
+    put(o, "finished_at", store_col_text(st, 14), &bad);
+    if (bad) {
+        json_decref(o);
+        return oom(e);
+    }
+    *out = o;
+    return 0;
+}
+
+int store_job_get(store *s, const char *id, json_t **out, srv_err *e)
+{
+    *out = NULL;
+    sqlite3_stmt *st = store_stmt(s, Q_JOB_GET, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), r;
+    if (rc == SQLITE_ROW)
+        r = job_from_row(st, out, e);
+    else if (rc == SQLITE_DONE)
+        r = err_set(e, ERR_NOT_FOUND, "job \"%s\" not found", id);
+    else
+        r = store_fail(s, rc, "reading a job", e);
+    store_done(st);
+    return r;
+}
+
+/* ERR_NOT_FOUND unless the row exists (with q returning one column). */
+static int must_exist(struct store *s, store_q q, const char *kind, const char *name, srv_err *e)
+{
+    sqlite3_stmt *st = store_stmt(s, q, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), r = 0;
+    if (rc == SQLITE_DONE)
+        r = err_set(e, ERR_NOT_FOUND, "%s \"%s\" not found", kind, name);
+    else if (rc != SQLITE_ROW)
+        r = store_fail(s, rc, "reading", e);
+    store_done(st);
+    return r;
+}
+
+static int count_queued(struct store *s, long *n, srv_err *e)
+{
+    sqlite3_stmt *st = store_stmt(s, Q_JOB_QUEUED, e);
+    if (!st)
+        return -1;
+    int rc = sqlite3_step(st), r = 0;
+    if (rc == SQLITE_ROW)
+        *n = (long)sqlite3_column_int64(st, 0);
+    else
+        r = store_fail(s, rc, "counting queued jobs", e);
+    store_done(st);
+    return r;
+}
+
+int store_job_create(store *s, const json_t *params, const ds_data *inline_data,
+                     uint32_t max_queued, json_t **out, srv_err *e)
+{
+    *out = NULL;
+    const char *model = json_string_value(json_object_get(params, "model"));
+    const char *dataset = json_string_value(json_object_get(params, "dataset"));
+    json_t *jepochs = json_object_get(params, "epochs");
+    if (!model || !json_is_integer(jepochs) || json_integer_value(jepochs) < 1)
+        return err_set(e, ERR_INTERNAL, "store: job params are not canonical");
+    if (!dataset && !inline_data)
+        return err_set(e, ERR_INTERNAL, "store: job has neither a dataset nor data");
+    /* Full precision: the worker trains from these params. */
+    char *params_text = json_dumps(params, JSON_COMPACT);
+    if (!params_text)
+        return oom(e);
+    char id[23];
+    job_new_id(id);
+
+    store_bound tmp;
+    int r = -1;
+    if (store_begin(s, e) < 0)
+        goto out;
+    if (must_exist(s, Q_MODEL_ID, "model", model, e) < 0)
+        goto fail;
+    if (dataset && must_exist(s, Q_DATASET_EXISTS, "dataset", dataset, e) < 0)
+        goto fail;
+    /* Counted inside the write transaction, so concurrent creates cannot
+     * overshoot the limit.  0 means no limit. */
+    long queued;
+    if (count_queued(s, &queued, e) < 0)
+        goto fail;
+    if (max_queued > 0 && queued >= (long)max_queued) {
+        err_set(e, ERR_QUEUE_FULL, "queue is full: %ld jobs queued (--max-queued); retry later",
+                queued);
+        goto fail;
+    }
+    sqlite3_stmt *st = store_stmt(s, Q_JOB_INSERT, e);
+    if (!st)
+        goto fail;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
+    if (dataset && !inline_data)
+        sqlite3_bind_text(st, 3, dataset, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 3);
+    sqlite3_bind_text(st, 4, params_text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, json_integer_value(jepochs));
+    if (store_exec_stmt(s, st, "queueing a job", e) < 0)
+        goto fail;
+    if (inline_data) {
+        st = store_stmt(s, Q_JOB_DATA_INSERT, e);
+        if (!st)
+            goto fail;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        if (store_bind_data(st, 2, inline_data, &tmp, e) < 0) {
+            store_done(st);
+            goto fail;
+        }
+        int rc = store_exec_stmt(s, st, "storing the job's data", e);
+        store_bound_free(&tmp);
+        if (rc < 0)
+            goto fail;
+    }
+    if (store_job_get(s, id, out, e) < 0)
+        goto fail;
+    if (store_commit(s, e) < 0) {
+        json_decref(*out);
+        *out = NULL;
+        goto out;
+    }
+    r = 0;
+    goto out;
+fail:
+    store_rollback(s);
+out:
+    free(params_text);
+    return r;
+}
+
+int store_job_list(store *s, const char *model, const char *status, json_t **out, srv_err *e)
+{
+    *out = NULL;
+    store_q q = model && status ? Q_JOB_LIST_BOTH
+                : model         ? Q_JOB_LIST_MODEL
+                : status        ? Q_JOB_LIST_STATUS
+                                : Q_JOB_LIST;
+    json_t *a = json_array();
+    if (!a)
+        return oom(e);
+    sqlite3_stmt *st = store_stmt(s, q, e);
+    if (!st) {
+        json_decref(a);
+        return -1;
+    }
+    int i = 1;
+    if (model)
+        sqlite3_bind_text(st, i++, model, -1, SQLITE_STATIC);
+    if (status)
+        sqlite3_bind_text(st, i++, status, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *j;
+        int r = job_from_row(st, &j, e);
+        if (r == 0 && json_array_append_new(a, j) < 0)
+            r = oom(e);
+        if (r < 0) {
+            store_done(st);
+            json_decref(a);
+            return -1;
+        }
+    }
+    store_done(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(a);
+        return store_fail(s, rc, "listing jobs", e);
+    }
+    *out = a;
+    return 0;
+}
+
+/* The status of a job into buf; ERR_NOT_FOUND when there is none. */
+static int job_status(struct store *s, const char *id, char *buf, size_t len, srv_err *e)
+{
+    sqlite3_stmt *st = store_stmt(s, Q_JOB_STATUS, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), r = 0;
+    if (rc == SQLITE_ROW)
+        snprintf(buf, len, "%s", (const char *)sqlite3_column_text(st, 0));
+    else if (rc == SQLITE_DONE)
+        r = err_set(e, ERR_NOT_FOUND, "job \"%s\" not found", id);
+    else
+        r = store_fail(s, rc, "reading a job", e);
+    store_done(st);
+    return r;
+}
+
+/* After an UPDATE guarded by status matched nothing: why. */
+static int not_updatable(struct store *s, const char *id, const char *want, srv_err *e)
+{
+    char status[16];
+    if (job_status(s, id, status, sizeof status, e) < 0)
+        return -1;
+    return err_set(e, ERR_CONFLICT, "job %s is %s, not %s", id, status, want);
+}
+
+int store_job_cancel(store *s, const char *id, int *was_running, json_t **out, srv_err *e)
+{
+    *out = NULL;
+    *was_running = 0;
+    if (store_begin(s, e) < 0)
+        return -1;
+    char status[16];
+    if (job_status(s, id, status, sizeof status, e) < 0)
+        goto fail;
+    store_q q;
+    if (strcmp(status, "queued") == 0) {
+        q = Q_JOB_CANCEL_QUEUED;
+    } else if (strcmp(status, "running") == 0) {
+        q = Q_JOB_CANCEL_RUNNING;
+        *was_running = 1;
+    } else {
+        err_set(e, ERR_CONFLICT, "job %s has already finished (%s); nothing to cancel", id,
+                status);
+        goto fail;
+    }
+    sqlite3_stmt *st = store_stmt(s, q, e);
+    if (!st)
+        goto fail;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (store_exec_stmt(s, st, "cancelling a job", e) < 0)
+        goto fail;
+    if (store_job_get(s, id, out, e) < 0)
+        goto fail;
+    if (store_commit(s, e) < 0) {
+        json_decref(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+fail:
+    *was_running = 0;
+    store_rollback(s);
+    return -1;
+}
+
+int store_job_metrics(store *s, const char *id, json_t **out, srv_err *e)
+{
+    *out = NULL;
+    char status[16];
+    if (job_status(s, id, status, sizeof status, e) < 0)
+        return -1;
+    json_t *a = json_array();
+    if (!a)
+        return oom(e);
+    sqlite3_stmt *st = store_stmt(s, Q_JOB_METRICS, e);
+    if (!st) {
+        json_decref(a);
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc, bad = 0;
+    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *m = json_object();
+        if (!m) {
+            bad = 1;
+            break;
+        }
+        put(m, "epoch", json_integer(sqlite3_column_int64(st, 0)), &bad);
+        put(m, "train_loss", store_col_real(st, 1), &bad);
+        put(m, "train_accuracy", store_col_real(st, 2), &bad);
+        put(m, "val_loss", store_col_real(st, 3), &bad);
+        put(m, "val_accuracy", store_col_real(st, 4), &bad);
+        put(m, "seconds", store_col_real(st, 5), &bad);
+        if (json_array_append_new(a, m) < 0)
+            bad = 1;
+    }
+    store_done(st);
+    if (bad) {
+        json_decref(a);
+        return oom(e);
+    }
+    if (rc != SQLITE_DONE) {
+        json_decref(a);
+        return store_fail(s, rc, "reading job metrics", e);
+    }
+    json_t *o = json_object();
+    int b2 = !o;
+    if (o) {
+        put(o, "job", json_string(id), &b2);
+        put(o, "epochs", a, &b2);
+        a = NULL;
+    }
+    json_decref(a);
+    if (b2) {
+        json_decref(o);
+        return oom(e);
+    }
+    *out = o;
+    return 0;
+}
+
+/* ---- worker side ---- */
+
+void store_claim_clear(store_claim *c)
+{
+    if (!c)
+        return;
+    json_decref(c->params);
+    json_decref(c->spec);
+    memset(c, 0, sizeof *c);
+}
+
+/* Ends a job inside the caller's transaction. */
+static int job_end_in_tx(struct store *s, const char *id, const char *status, const char *error,
+                         srv_err *e)
+{
+    sqlite3_stmt *st = store_stmt(s, Q_JOB_END, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    if (error)
+        sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 3);
+    return store_exec_stmt(s, st, "ending a job", e);
+}
+
+int store_job_claim(store *s, store_claim *c, srv_err *e)
+{
+    memset(c, 0, sizeof *c);
+    for (;;) {
+        if (store_begin(s, e) < 0)
+            return -1;
+        sqlite3_stmt *st = store_stmt(s, Q_JOB_OLDEST_QUEUED, e);
+        if (!st)
+            goto fail;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) {
+            store_done(st);
+            return store_commit(s, e) < 0 ? -1 : 0;
+        }
+        if (rc != SQLITE_ROW) {
+            store_done(st);
+            store_fail(s, rc, "claiming a job", e);
+            goto fail;
+        }
+        snprintf(c->id, sizeof c->id, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(c->model, sizeof c->model, "%s", (const char *)sqlite3_column_text(st, 1));
+        c->params = store_col_json(st, 2);
+        store_done(st);
+
+        /* A job that cannot run (its model row is gone or damaged) fails
+         * here with a reason instead of blocking the queue. */
+        char reason[SRV_ERR_MSG + 64];
+        reason[0] = 0;
+        if (!json_is_object(c->params)) {
+            snprintf(reason, sizeof reason, "stored job parameters are damaged");
+        } else {
+            srv_err me = {0};
+            if (store_model_spec(s, c->model, &c->spec, &me) < 0) {
+                if (me.code != ERR_NOT_FOUND && me.code != ERR_INTERNAL) {
+                    if (e)
+                        *e = me;
+                    goto fail;
+                }
+                snprintf(reason, sizeof reason, "cannot start: %s", me.msg);
+            }
+        }
+        if (reason[0]) {
+            if (job_end_in_tx(s, c->id, "failed", reason, e) < 0 || store_commit(s, e) < 0)
+                goto fail;
+            store_claim_clear(c);
+            continue;
+        }
+        st = store_stmt(s, Q_JOB_START, e);
+        if (!st)
+            goto fail;
+        sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+        if (store_exec_stmt(s, st, "starting a job", e) < 0)
+            goto fail;
+        if (store_commit(s, e) < 0) {
+            store_claim_clear(c);
+            return -1;
+        }
+        return 1;
+    fail:
+        store_rollback(s);
+        store_claim_clear(c);
+        return -1;
+    }
+}
+
+int store_job_data(store *s, const char *id, ds_data **out, srv_err *e)
+{
+    *out = NULL;
+    sqlite3_stmt *st = store_stmt(s, Q_JOB_SOURCE, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    char dataset[128] = "";
+    int named = 0;
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 1) != SQLITE_NULL) {
+        named = 1;
+        snprintf(dataset, sizeof dataset, "%s", (const char *)sqlite3_column_text(st, 1));
+    }
+    store_done(st);
+    if (rc == SQLITE_DONE)
+        return err_set(e, ERR_NOT_FOUND, "job \"%s\" not found", id);
+    if (rc != SQLITE_ROW)
+        return store_fail(s, rc, "reading a job", e);
+
+    char what[192];
+    st = store_stmt(s, named ? Q_DATASET_DATA : Q_JOB_DATA_GET, e);
+    if (!st)
+        return -1;
+    if (named) {
+        snprintf(what, sizeof what, "dataset \"%s\"", dataset);
+        sqlite3_bind_text(st, 1, dataset, -1, SQLITE_STATIC);
+    } else {
+        snprintf(what, sizeof what, "data of job %s", id);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    }
+    rc = sqlite3_step(st);
+    int r;
+    if (rc == SQLITE_ROW)
+        r = store_read_data(st, 0, what, out, e);
+    else if (rc == SQLITE_DONE)
+        r = err_set(e, ERR_NOT_FOUND, "%s not found", what);
+    else
+        r = store_fail(s, rc, "loading training data", e);
+    store_done(st);
+    return r;
+}
+
+int store_job_epoch(store *s, const char *id, const bp_epoch_metrics *m, uint32_t epochs,
+                    srv_err *e)
+{
+    if (store_begin(s, e) < 0)
+        return -1;
+    /* The job row first: a job that is gone or not running gets a clear
+     * error, not a foreign-key failure from the metrics insert. */
+    sqlite3_stmt *st = store_stmt(s, Q_JOB_PROGRESS, e);
+    if (!st)
+        goto fail;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, m->epoch);
+    if (epochs)
+        sqlite3_bind_int64(st, 3, epochs);
+    else
+        sqlite3_bind_null(st, 3);
+    store_bind_real(st, 4, m->train_loss);
+    store_bind_real(st, 5, m->val_loss);
+    store_bind_real(st, 6, m->val_accuracy);
+    if (store_exec_stmt(s, st, "recording an epoch", e) < 0)
+        goto fail;
+    if (sqlite3_changes(s->db) == 0) {
+        not_updatable(s, id, "running", e);
+        goto fail;
+    }
+    /* OR REPLACE: an epoch that runs again replaces its row. */
+    st = store_stmt(s, Q_JOB_METRIC_PUT, e);
+    if (!st)
+        goto fail;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, m->epoch);
+    store_bind_real(st, 3, m->train_loss);
+    store_bind_real(st, 4, m->train_accuracy);
+    store_bind_real(st, 5, m->val_loss);
+    store_bind_real(st, 6, m->val_accuracy);
+    store_bind_real(st, 7, m->seconds);
+    if (store_exec_stmt(s, st, "recording an epoch", e) < 0)
+        goto fail;
+    return store_commit(s, e);
+fail:
+    store_rollback(s);
+    return -1;
+}
+
+int store_job_cancel_requested(store *s, const char *id)
+{
+    sqlite3_stmt *st = store_stmt(s, Q_JOB_CANCEL_FLAG, NULL);
+    if (!st)
+        return 0;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
+    store_done(st);
+    return r;
+}
+
+/* The class names (JSON text, malloc()'d, or NULL) of the data a job
+ * trained on: they go with the version it produces. */
+static int job_class_names(struct store *s, const char *id, const char *dataset, char **out,
+                           srv_err *e)
+{
+    *out = NULL;
+    sqlite3_stmt *st = store_stmt(s, dataset ? Q_DATASET_CLASSES : Q_JOB_DATA_CLASSES, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, dataset ? dataset : id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), r = 0;
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        *out = strdup((const char *)sqlite3_column_text(st, 0));
+        if (!*out)
+            r = oom(e);
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        r = store_fail(s, rc, "reading class names", e);
+    }
+    store_done(st);
+    return r;
+}
+
+int store_job_succeed(store *s, const char *id, const char *model, const void *blob, size_t len,
+                      const bp_epoch_metrics *last, uint32_t *version_out, srv_err *e)
+{
+    if (!blob || len == 0)
+        return err_set(e, ERR_INTERNAL, "store: empty model blob");
+    char job_model[128], dataset[128], status[16];
+    int named = 0;
+    char *classes = NULL;
+    if (store_begin(s, e) < 0)
+        return -1;
+    sqlite3_stmt *st = store_stmt(s, Q_JOB_SOURCE, e);
+    if (!st)
+        goto fail;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(job_model, sizeof job_model, "%s", (const char *)sqlite3_column_text(st, 0));
+        named = sqlite3_column_type(st, 1) != SQLITE_NULL;
+        snprintf(dataset, sizeof dataset, "%s",
+                 named ? (const char *)sqlite3_column_text(st, 1) : "");
+        snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(st, 2));
+    }
+    store_done(st);
+    if (rc == SQLITE_DONE) {
+        err_set(e, ERR_NOT_FOUND, "job \"%s\" not found", id);
+        goto fail;
+    }
+    if (rc != SQLITE_ROW) {
+        store_fail(s, rc, "reading a job", e);
+        goto fail;
+    }
+    if (strcmp(status, "running") != 0) {
+        err_set(e, ERR_CONFLICT, "job %s is %s, not running", id, status);
+        goto fail;
+    }
+    if (model && strcmp(model, job_model) != 0) {
+        err_set(e, ERR_INTERNAL, "store: job %s trains model \"%s\", not \"%s\"", id, job_model,
+                model);
+        goto fail;
+    }
+    int64_t model_id;
+    if (store_model_id(s, job_model, &model_id, e) < 0)
+        goto fail;
+    if (job_class_names(s, id, named ? dataset : NULL, &classes, e) < 0)
+        goto fail;
+
+    st = store_stmt(s, Q_VERSION_NEXT, e);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, model_id);
+    rc = sqlite3_step(st);
+    sqlite3_int64 version = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    store_done(st);
+    if (rc != SQLITE_ROW) {
+        store_fail(s, rc, "numbering a version", e);
+        goto fail;
+    }
+
+    st = store_stmt(s, Q_VERSION_INSERT, e);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, model_id);
+    sqlite3_bind_int64(st, 2, version);
+    sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+    if (classes)
+        sqlite3_bind_text(st, 4, classes, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 4);
+    store_bind_real(st, 5, last ? last->train_loss : NAN);
+    store_bind_real(st, 6, last ? last->val_loss : NAN);
+    store_bind_real(st, 7, last ? last->val_accuracy : NAN);
+    if (sqlite3_bind_blob64(st, 8, blob, len, SQLITE_STATIC) != SQLITE_OK) {
+        store_done(st);
+        err_set(e, ERR_PAYLOAD_TOO_LARGE, "model weights too large to store (%zu bytes)", len);
+        goto fail;
+    }
+    if (store_exec_stmt(s, st, "storing a model version", e) < 0)
+        goto fail;
+
+    st = store_stmt(s, Q_MODEL_TOUCH, e);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, model_id);
+    if (store_exec_stmt(s, st, "updating a model", e) < 0)
+        goto fail;
+
+    st = store_stmt(s, Q_JOB_SUCCEED, e);
+    if (!st)
+        goto fail;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, version);
+    if (store_exec_stmt(s, st, "finishing a job", e) < 0)
+        goto fail;
+    if (store_commit(s, e) < 0) {
+        free(classes);
+        return -1;
+    }
+    free(classes);
+    if (version_out)
+        *version_out = (uint32_t)version;
+    return 0;
+fail:
+    store_rollback(s);
+    free(classes);
+    return -1;
+}
+
+int store_job_end(store *s, const char *id, const char *status, const char *error, srv_err *e)
+{
+    if (!status || (strcmp(status, "failed") != 0 && strcmp(status, "cancelled") != 0))
+        return err_set(e, ERR_INTERNAL, "store: a job cannot end as \"%s\"",
+                       status ? status : "(null)");
+    if (store_begin(s, e) < 0)
+        return -1;
+    if (job_end_in_tx(s, id, status, error, e) < 0)
+        goto fail;
+    if (sqlite3_changes(s->db) == 0) {
+        not_updatable(s, id, "queued or running", e);
+        goto fail;
+    }
+    return store_commit(s, e);
+fail:
+    store_rollback(s);
+    return -1;
+}
+
+int store_recover_running(store *s, srv_err *e)
+{
+    if (store_begin(s, e) < 0)
+        return -1;
+    sqlite3_stmt *st = store_stmt(s, Q_JOB_RECOVER, e);
+    if (!st || store_exec_stmt(s, st, "recovering running jobs", e) < 0) {
+        store_rollback(s);
+        return -1;
+    }
+    int n = sqlite3_changes(s->db);
+    if (store_commit(s, e) < 0)
+        return -1;
+    return n;
+}
+
+int store_job_counts(store *s, long counts[5], srv_err *e)
+{
+    for (int i = 0; i < 5; i++)
+        counts[i] = 0;
+    sqlite3_stmt *st = store_stmt(s, Q_JOB_COUNTS, e);
+    if (!st)
+        return -1;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *status = (const char *)sqlite3_column_text(st, 0);
+        for (int i = 0; status && i < 5; i++)
+            if (strcmp(status, job_statuses[i]) == 0)
+                counts[i] = (long)sqlite3_column_int64(st, 1);
+    }
+    store_done(st);
+    if (rc != SQLITE_DONE)
+        return store_fail(s, rc, "counting jobs", e);
+    return 0;
+}
+
+int store_jobs_queued(store *s, long *n, srv_err *e)
+{
+    *n = 0;
+    return count_queued(s, n, e);
+}
