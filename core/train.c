@@ -1,0 +1,937 @@
+/*
+ * train.c - the mini-batch trainer: data copy, validation split and
+ * standardization, seeded shuffling, dropout masks, data-parallel
+ * forward/backward on helper threads, the fused optimizer step, schedules,
+ * early stopping, metrics and checkpoints.
+ *
+ * Every buffer is sized in bp_trainer_create; bp_trainer_epoch allocates
+ * nothing.
+ *
+ * Threads.  With cfg->threads = T > 1 the trainer starts T-1 helper threads
+ * at create and joins them at free.  Each batch runs in two phases:
+ *   1. each thread gathers its contiguous slice of the batch rows into its
+ *      own workspace and runs forward + backward into its own gradient arena,
+ *      the loss scaled by the whole batch size so the slices sum exactly;
+ *   2. each thread applies the optimizer to its range of the parameter arena,
+ *      summing the per-thread gradients (in thread order) in the same pass.
+ * The phases are separated by a spin-then-yield barrier on C11 atomics (a
+ * pthread barrier costs more than a small network's whole step); helpers
+ * that stay idle for long (between epochs, or while the caller holds the
+ * trainer) fall asleep on a condition variable.  Results depend on the
+ * thread count (the row split changes the summation order) but are
+ * deterministic for a given count.  Batches too small to split usefully run
+ * on fewer threads (a fixed rule, so determinism holds).
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#define MAX_THREADS 256u
+/* a thread gets at least this many rows of a batch, else fewer threads run */
+#define MIN_ROWS_PER_THREAD 16u
+#define SPIN_ITERS 20000
+#define YIELD_ITERS 2000
+
+enum { JOB_NONE = 0, JOB_FWD_BWD, JOB_OPT, JOB_QUIT };
+
+typedef struct {
+    _Alignas(64) struct bp_trainer *t;
+    unsigned id;
+    pthread_t th;
+    int started;
+    bp_ws ws;
+    const bp_real **mk; /* per layer mask pointers offset to this slice */
+    double loss;
+    size_t correct;
+} worker;
+
+struct bp_trainer {
+    bp_model *m;
+    bp_train_config cfg;
+    size_t in, out, n_train, n_val;
+    bp_real *Xtr, *Ytr, *Xval, *Yval;
+    uint32_t *perm;
+    bp_rng rng;
+    uint32_t epoch;
+    uint64_t step;
+    int done, stopped;
+    bp_real *s1, *s2; /* optimizer state arenas */
+    /* early stopping */
+    double best;
+    uint32_t best_epoch, wait;
+    int have_best;
+    bp_real *best_params;
+    /* dropout: batch x units masks for hidden layers with p > 0 */
+    bp_real **mask;
+    int has_dropout;
+    /* threads */
+    unsigned nthreads, active;
+    worker *w;
+    bp_real **grads;
+    size_t batch_start, batch_rows;
+    bp_opt_step ostep;
+    int job;
+    _Alignas(64) atomic_uint gen;
+    _Alignas(64) atomic_uint done_count;
+    _Alignas(64) atomic_int sleepers;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int sync_ready;
+};
+
+/* ---- config ----------------------------------------------------------------- */
+
+void bp_train_config_default(bp_train_config *cfg)
+{
+    if (!cfg)
+        return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->epochs = 10;
+    cfg->batch_size = 32;
+    cfg->optimizer = BP_OPT_ADAM;
+    cfg->learning_rate = 1e-3;
+    cfg->momentum = 0;
+    cfg->nesterov = 0;
+    cfg->beta1 = 0.9;
+    cfg->beta2 = 0.999;
+    cfg->epsilon = 1e-8;
+    cfg->l2 = 0;
+    cfg->schedule = BP_SCHED_CONSTANT;
+    cfg->step_size = 10;
+    cfg->gamma = 0.1;
+    cfg->validation_split = 0;
+    cfg->shuffle = 1;
+    cfg->seed = 0;
+    cfg->normalize = 1;
+    cfg->patience = 0;
+    cfg->min_delta = 0;
+    cfg->threads = 1;
+}
+
+static size_t val_rows(double split, size_t rows)
+{
+    return (size_t)floor(split * (double)rows + 0.5);
+}
+
+static int finite_nonneg(double x)
+{
+    return isfinite(x) && x >= 0;
+}
+
+bp_status bp_train_config_check(const bp_train_config *cfg, size_t rows, char *err, size_t errlen)
+{
+#define BAD(...) do { bp_set_err(err, errlen, __VA_ARGS__); return BP_EINVAL; } while (0)
+    if (!cfg)
+        BAD("training configuration is missing");
+    if (cfg->epochs < 1)
+        BAD("epochs must be at least 1");
+    if (cfg->batch_size < 1)
+        BAD("batch_size must be at least 1");
+    if ((unsigned)cfg->optimizer > (unsigned)BP_OPT_ADAM)
+        BAD("unknown optimizer %d", (int)cfg->optimizer);
+    if (!(isfinite(cfg->learning_rate) && cfg->learning_rate > 0))
+        BAD("learning_rate must be a positive number, got %g", cfg->learning_rate);
+    if (!(cfg->momentum >= 0 && cfg->momentum < 1))
+        BAD("momentum must be in [0, 1), got %g", cfg->momentum);
+    if (cfg->nesterov && cfg->optimizer == BP_OPT_SGD && cfg->momentum <= 0)
+        BAD("nesterov needs a momentum above 0");
+    if (!(cfg->beta1 >= 0 && cfg->beta1 < 1))
+        BAD("beta1 must be in [0, 1), got %g", cfg->beta1);
+    if (!(cfg->beta2 >= 0 && cfg->beta2 < 1))
+        BAD("beta2 must be in [0, 1), got %g", cfg->beta2);
+    if (!(isfinite(cfg->epsilon) && cfg->epsilon > 0))
+        BAD("epsilon must be a positive number, got %g", cfg->epsilon);
+    if (!finite_nonneg(cfg->l2))
+        BAD("l2 must be a non-negative number, got %g", cfg->l2);
+    if ((unsigned)cfg->schedule > (unsigned)BP_SCHED_COSINE)
+        BAD("unknown schedule %d", (int)cfg->schedule);
+    if (cfg->schedule == BP_SCHED_STEP && cfg->step_size < 1)
+        BAD("step_size must be at least 1 for the step schedule");
+    if (cfg->schedule == BP_SCHED_STEP && !(isfinite(cfg->gamma) && cfg->gamma > 0))
+        BAD("gamma must be a positive number, got %g", cfg->gamma);
+    if (!(cfg->validation_split >= 0 && cfg->validation_split < 1))
+        BAD("validation_split must be in [0, 1), got %g", cfg->validation_split);
+    if (!finite_nonneg(cfg->min_delta))
+        BAD("min_delta must be a non-negative number, got %g", cfg->min_delta);
+    if (cfg->threads < 1 || cfg->threads > MAX_THREADS)
+        BAD("threads must be between 1 and %u, got %u", MAX_THREADS, cfg->threads);
+    if (rows == 0)
+        BAD("there are no training rows");
+    if (rows > UINT32_MAX)
+        BAD("too many training rows: %zu", rows);
+    if (rows - val_rows(cfg->validation_split, rows) < 1)
+        BAD("validation_split %g leaves no training rows out of %zu", cfg->validation_split, rows);
+    return BP_OK;
+#undef BAD
+}
+
+double bp_schedule_lr(const bp_train_config *cfg, uint32_t e)
+{
+    switch (cfg->schedule) {
+    case BP_SCHED_STEP:
+        return cfg->learning_rate * pow(cfg->gamma, (double)(e / (cfg->step_size ? cfg->step_size : 1)));
+    case BP_SCHED_COSINE:
+        return cfg->learning_rate * 0.5 * (1.0 + cos(M_PI * (double)e / (double)cfg->epochs));
+    case BP_SCHED_CONSTANT:
+    default:
+        return cfg->learning_rate;
+    }
+}
+
+/* ---- threads ------------------------------------------------------------------ */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void gather(const bp_trainer *t, worker *w, size_t r0, size_t r1)
+{
+    const uint32_t *idx = t->perm + t->batch_start;
+    for (size_t r = r0; r < r1; r++) {
+        memcpy(w->ws.x + (r - r0) * t->in, t->Xtr + (size_t)idx[r] * t->in, t->in * sizeof(bp_real));
+        memcpy(w->ws.y + (r - r0) * t->out, t->Ytr + (size_t)idx[r] * t->out, t->out * sizeof(bp_real));
+    }
+}
+
+static void run_job(bp_trainer *t, unsigned id, int job)
+{
+    worker *w = &t->w[id];
+    if (job == JOB_FWD_BWD) {
+        if (id >= t->active)
+            return;
+        size_t r0 = t->batch_rows * id / t->active, r1 = t->batch_rows * (id + 1) / t->active;
+        gather(t, w, r0, r1);
+        const bp_real *const *mk = NULL;
+        if (t->has_dropout) {
+            for (uint32_t l = 0; l < t->m->arch.n_layers; l++)
+                w->mk[l] = t->mask[l] ? t->mask[l] + r0 * t->m->layers[l].units : NULL;
+            mk = w->mk;
+        }
+        w->correct = 0;
+        w->loss = bp_fwd_bwd(t->m, &w->ws, w->ws.x, w->ws.y, r1 - r0, t->batch_rows, mk, 1,
+                             &w->correct);
+    } else if (job == JOB_OPT) {
+        /* ranges on 64-byte boundaries so threads never share a cache line */
+        size_t P = t->m->n_params, n = t->nthreads;
+        size_t lo = P * id / n / 16 * 16, hi = id + 1 == n ? P : P * (id + 1) / n / 16 * 16;
+        bp_opt_apply(t->m, &t->ostep, t->m->params, t->s1, t->s2, t->grads, t->active, lo, hi);
+    }
+}
+
+static void *helper_main(void *arg)
+{
+    worker *w = arg;
+    bp_trainer *t = w->t;
+    unsigned seen = 0;
+    for (;;) {
+        unsigned g;
+        unsigned spins = 0;
+        while ((g = atomic_load_explicit(&t->gen, memory_order_acquire)) == seen) {
+            if (spins < SPIN_ITERS) {
+                spins++;
+                cpu_relax();
+            } else if (spins < SPIN_ITERS + YIELD_ITERS) {
+                spins++;
+                sched_yield();
+            } else {
+                pthread_mutex_lock(&t->mu);
+                atomic_fetch_add(&t->sleepers, 1);
+                while (atomic_load(&t->gen) == seen)
+                    pthread_cond_wait(&t->cv, &t->mu);
+                atomic_fetch_sub(&t->sleepers, 1);
+                pthread_mutex_unlock(&t->mu);
+            }
+        }
+        seen = g;
+        int job = t->job;
+        if (job == JOB_QUIT)
+            break;
+        run_job(t, w->id, job);
+        atomic_fetch_add_explicit(&t->done_count, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+/* Runs job on every thread (the caller is thread 0) and waits for all. */
+static void run_all(bp_trainer *t, int job)
+{
+    if (t->nthreads == 1) {
+        run_job(t, 0, job);
+        return;
+    }
+    t->job = job;
+    atomic_store_explicit(&t->done_count, 0, memory_order_relaxed);
+    atomic_fetch_add(&t->gen, 1); /* seq_cst: pairs with the sleepers check */
+    if (atomic_load(&t->sleepers) > 0) {
+        pthread_mutex_lock(&t->mu);
+        pthread_cond_broadcast(&t->cv);
+        pthread_mutex_unlock(&t->mu);
+    }
+    if (job == JOB_QUIT)
+        return;
+    run_job(t, 0, job);
+    unsigned want = t->nthreads - 1, spins = 0;
+    while (atomic_load_explicit(&t->done_count, memory_order_acquire) != want) {
+        if (++spins < SPIN_ITERS)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
+/* ---- create / free ---------------------------------------------------------------- */
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void bp_trainer_free(bp_trainer *t)
+{
+    if (!t)
+        return;
+    if (t->w) {
+        int any = 0;
+        for (unsigned i = 1; i < t->nthreads; i++)
+            any |= t->w[i].started;
+        if (any) {
+            run_all(t, JOB_QUIT);
+            for (unsigned i = 1; i < t->nthreads; i++)
+                if (t->w[i].started)
+                    pthread_join(t->w[i].th, NULL);
+        }
+        for (unsigned i = 0; i < t->nthreads; i++) {
+            bp_ws_free(&t->w[i].ws);
+            free(t->w[i].mk);
+        }
+        free(t->w);
+    }
+    if (t->sync_ready) {
+        pthread_mutex_destroy(&t->mu);
+        pthread_cond_destroy(&t->cv);
+    }
+    if (t->mask)
+        for (uint32_t l = 0; l < t->m->arch.n_layers; l++)
+            free(t->mask[l]);
+    free(t->mask);
+    free(t->grads);
+    free(t->Xtr);
+    free(t->Ytr);
+    free(t->Xval);
+    free(t->Yval);
+    free(t->perm);
+    free(t->s1);
+    free(t->s2);
+    free(t->best_params);
+    free(t);
+}
+
+static bp_status check_data(const bp_model *m, const bp_real *X, const bp_real *Y, size_t rows,
+                            char *err, size_t errlen)
+{
+    size_t in = m->arch.inputs, out = bp_model_outputs(m);
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < in; j++)
+            if (!isfinite(X[i * in + j])) {
+                bp_set_err(err, errlen, "input row %zu column %zu is not a finite number", i, j);
+                return BP_EINVAL;
+            }
+    int prob = m->arch.loss != BP_LOSS_MSE;
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < out; j++) {
+            bp_real y = Y[i * out + j];
+            if (!isfinite(y) || (prob && (y < 0 || y > 1))) {
+                bp_set_err(err, errlen, "target row %zu column %zu must be %s, got %g", i, j,
+                           prob ? "between 0 and 1" : "a finite number", (double)y);
+                return BP_EINVAL;
+            }
+        }
+    return BP_OK;
+}
+
+static void standardize(bp_real *X, size_t rows, size_t in, const bp_real *mu, const bp_real *sd)
+{
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < in; j++)
+            X[i * in + j] = (X[i * in + j] - mu[j]) / sd[j];
+}
+
+bp_status bp_trainer_create(bp_model *m, const bp_train_config *cfg, const bp_real *X,
+                            const bp_real *Y, size_t rows, bp_trainer **out, char *err,
+                            size_t errlen)
+{
+    if (!m || !cfg || !X || !Y || !out) {
+        bp_set_err(err, errlen, "model, configuration, data and output pointer are required");
+        return BP_EINVAL;
+    }
+    bp_status st = bp_train_config_check(cfg, rows, err, errlen);
+    if (st != BP_OK)
+        return st;
+    if ((st = check_data(m, X, Y, rows, err, errlen)) != BP_OK)
+        return st;
+
+    bp_trainer *t = calloc(1, sizeof *t);
+    if (!t)
+        goto nomem;
+    t->m = m;
+    t->cfg = *cfg;
+    t->in = m->arch.inputs;
+    t->out = bp_model_outputs(m);
+    t->n_val = val_rows(cfg->validation_split, rows);
+    t->n_train = rows - t->n_val;
+    t->best = INFINITY;
+    bp_rng_seed(&t->rng, cfg->seed);
+    const size_t P = m->n_params, in = t->in, outk = t->out;
+    const uint32_t L = m->arch.n_layers;
+
+    /* validation sample: a seeded partial Fisher-Yates over the row indices */
+    uint32_t *idx = malloc(rows * sizeof *idx);
+    t->perm = malloc(t->n_train * sizeof *t->perm);
+    t->Xtr = bp_alloc_reals(t->n_train * in);
+    t->Ytr = bp_alloc_reals(t->n_train * outk);
+    if (t->n_val) {
+        t->Xval = bp_alloc_reals(t->n_val * in);
+        t->Yval = bp_alloc_reals(t->n_val * outk);
+    }
+    if (!idx || !t->perm || !t->Xtr || !t->Ytr || (t->n_val && (!t->Xval || !t->Yval))) {
+        free(idx);
+        goto nomem;
+    }
+    for (size_t i = 0; i < rows; i++)
+        idx[i] = (uint32_t)i;
+    for (size_t i = 0; i < t->n_val; i++) {
+        size_t j = i + (size_t)bp_rng_below(&t->rng, rows - i);
+        uint32_t tmp = idx[i];
+        idx[i] = idx[j];
+        idx[j] = tmp;
+    }
+    qsort(idx, t->n_val, sizeof *idx, cmp_u32);
+    qsort(idx + t->n_val, t->n_train, sizeof *idx, cmp_u32);
+    for (size_t i = 0; i < t->n_val; i++) {
+        memcpy(t->Xval + i * in, X + (size_t)idx[i] * in, in * sizeof *X);
+        memcpy(t->Yval + i * outk, Y + (size_t)idx[i] * outk, outk * sizeof *Y);
+    }
+    for (size_t i = 0; i < t->n_train; i++) {
+        memcpy(t->Xtr + i * in, X + (size_t)idx[t->n_val + i] * in, in * sizeof *X);
+        memcpy(t->Ytr + i * outk, Y + (size_t)idx[t->n_val + i] * outk, outk * sizeof *Y);
+    }
+    free(idx);
+
+    /* standardization: fitted on the training split only and stored in the
+     * model, so predict applies exactly what training saw.  Without
+     * cfg->normalize, statistics the model already holds are applied. */
+    if (cfg->normalize) {
+        bp_real *mu = malloc(in * sizeof *mu), *sd = malloc(in * sizeof *sd);
+        double *acc = calloc(in, sizeof *acc);
+        if (!mu || !sd || !acc) {
+            free(mu), free(sd), free(acc);
+            goto nomem;
+        }
+        for (size_t i = 0; i < t->n_train; i++)
+            for (size_t j = 0; j < in; j++)
+                acc[j] += t->Xtr[i * in + j];
+        for (size_t j = 0; j < in; j++) {
+            mu[j] = (bp_real)(acc[j] / (double)t->n_train);
+            acc[j] = 0;
+        }
+        for (size_t i = 0; i < t->n_train; i++)
+            for (size_t j = 0; j < in; j++) {
+                double d = (double)t->Xtr[i * in + j] - (double)mu[j];
+                acc[j] += d * d;
+            }
+        for (size_t j = 0; j < in; j++)
+            sd[j] = (bp_real)sqrt(acc[j] / (double)t->n_train);
+        st = bp_model_set_norm(m, mu, sd);
+        free(mu), free(sd), free(acc);
+        if (st != BP_OK)
+            goto fail;
+    }
+    if (m->norm_mean) {
+        standardize(t->Xtr, t->n_train, in, m->norm_mean, m->norm_std);
+        if (t->n_val)
+            standardize(t->Xval, t->n_val, in, m->norm_mean, m->norm_std);
+    }
+
+    /* optimizer state */
+    if (cfg->optimizer == BP_OPT_ADAM || cfg->momentum != 0) {
+        if (!(t->s1 = bp_alloc_reals(P)))
+            goto nomem;
+        memset(t->s1, 0, P * sizeof *t->s1);
+    }
+    if (cfg->optimizer == BP_OPT_ADAM) {
+        if (!(t->s2 = bp_alloc_reals(P)))
+            goto nomem;
+        memset(t->s2, 0, P * sizeof *t->s2);
+    }
+    if (cfg->patience > 0 && !(t->best_params = bp_alloc_reals(P)))
+        goto nomem;
+
+    /* dropout masks for the whole batch */
+    const size_t bs = cfg->batch_size < t->n_train ? cfg->batch_size : t->n_train;
+    t->mask = calloc(L, sizeof *t->mask);
+    if (!t->mask)
+        goto nomem;
+    for (uint32_t l = 0; l + 1 < L; l++)
+        if (m->layers[l].dropout > 0) {
+            t->has_dropout = 1;
+            if (!(t->mask[l] = bp_alloc_reals(bs * m->layers[l].units)))
+                goto nomem;
+        }
+
+    /* threads and their workspaces */
+    unsigned nt = cfg->threads;
+    if (nt > bs / MIN_ROWS_PER_THREAD)
+        nt = (unsigned)(bs / MIN_ROWS_PER_THREAD);
+    if (nt < 1)
+        nt = 1;
+    t->nthreads = nt;
+    t->w = aligned_alloc(64, ((nt * sizeof *t->w + 63) / 64) * 64);
+    t->grads = calloc(nt, sizeof *t->grads);
+    if (!t->w || !t->grads)
+        goto nomem;
+    memset(t->w, 0, nt * sizeof *t->w);
+    for (unsigned i = 0; i < nt; i++) {
+        worker *w = &t->w[i];
+        w->t = t;
+        w->id = i;
+        /* thread i runs only when at least i + 1 threads split a batch */
+        size_t rows_i = (bs + i) / (i + 1);
+        if (bp_ws_init(&w->ws, m, rows_i, 1, 1) != BP_OK)
+            goto nomem;
+        if (!(w->mk = calloc(L, sizeof *w->mk)))
+            goto nomem;
+        t->grads[i] = w->ws.grad;
+    }
+    if (nt > 1) {
+        if (pthread_mutex_init(&t->mu, NULL) != 0)
+            goto nomem;
+        if (pthread_cond_init(&t->cv, NULL) != 0) {
+            pthread_mutex_destroy(&t->mu);
+            goto nomem;
+        }
+        t->sync_ready = 1;
+        atomic_init(&t->gen, 0);
+        atomic_init(&t->done_count, 0);
+        atomic_init(&t->sleepers, 0);
+        for (unsigned i = 1; i < nt; i++) {
+            if (pthread_create(&t->w[i].th, NULL, helper_main, &t->w[i]) != 0) {
+                bp_trainer_free(t);
+                bp_set_err(err, errlen, "could not start a training thread");
+                return BP_ENOMEM;
+            }
+            t->w[i].started = 1;
+        }
+    }
+    *out = t;
+    return BP_OK;
+nomem:
+    st = BP_ENOMEM;
+    bp_set_err(err, errlen, "out of memory preparing training");
+fail:
+    bp_trainer_free(t);
+    return st;
+}
+
+/* ---- epochs --------------------------------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void make_masks(bp_trainer *t, size_t rows)
+{
+    const bp_model *m = t->m;
+    for (uint32_t l = 0; l + 1 < m->arch.n_layers; l++) {
+        if (!t->mask[l])
+            continue;
+        double p = m->layers[l].dropout;
+        uint32_t thresh = (uint32_t)(p * 4294967296.0);
+        bp_real keep = (bp_real)(1.0 / (1.0 - p));
+        size_t n = rows * m->layers[l].units;
+        bp_real *mk = t->mask[l];
+        size_t i = 0;
+        for (; i + 2 <= n; i += 2) {
+            uint64_t r = bp_rng_next(&t->rng);
+            mk[i] = (uint32_t)r < thresh ? 0 : keep;
+            mk[i + 1] = (uint32_t)(r >> 32) < thresh ? 0 : keep;
+        }
+        if (i < n)
+            mk[i] = (uint32_t)bp_rng_next(&t->rng) < thresh ? 0 : keep;
+    }
+}
+
+static unsigned threads_for(const bp_trainer *t, size_t rows)
+{
+    size_t a = rows / MIN_ROWS_PER_THREAD;
+    if (a > t->nthreads)
+        a = t->nthreads;
+    return a < 1 ? 1 : (unsigned)a;
+}
+
+static size_t acc_units(const bp_trainer *t)
+{
+    return t->m->arch.loss == BP_LOSS_BINARY_CROSS_ENTROPY ? t->out : 1;
+}
+
+static bp_status diverged(const bp_trainer *t, double loss, uint32_t epoch, char *err, size_t errlen)
+{
+    bp_set_err(err, errlen, "training diverged: loss became %s at epoch %u; lower the learning rate",
+               isnan(loss) ? "NaN" : "infinite", epoch);
+    (void)t;
+    return BP_ENUMERIC;
+}
+
+bp_status bp_trainer_epoch(bp_trainer *t, bp_epoch_metrics *out, char *err, size_t errlen)
+{
+    if (!t) {
+        bp_set_err(err, errlen, "trainer is missing");
+        return BP_EINVAL;
+    }
+    if (t->done) {
+        bp_set_err(err, errlen, "training is already done");
+        return BP_EINVAL;
+    }
+    const double t0 = now_s();
+    const uint32_t e = t->epoch;
+    const double lr = bp_schedule_lr(&t->cfg, e);
+    const size_t bs = t->cfg.batch_size;
+    for (size_t i = 0; i < t->n_train; i++)
+        t->perm[i] = (uint32_t)i;
+    if (t->cfg.shuffle)
+        for (size_t i = t->n_train; i > 1; i--) {
+            size_t j = (size_t)bp_rng_below(&t->rng, i);
+            uint32_t tmp = t->perm[i - 1];
+            t->perm[i - 1] = t->perm[j];
+            t->perm[j] = tmp;
+        }
+
+    double loss_sum = 0;
+    size_t batches = 0, correct = 0;
+    for (size_t start = 0; start < t->n_train; start += bs) {
+        if (t->cfg.cancel && atomic_load(t->cfg.cancel)) {
+            bp_set_err(err, errlen, "training was cancelled");
+            return BP_ECANCELLED;
+        }
+        size_t rows = t->n_train - start < bs ? t->n_train - start : bs;
+        t->batch_start = start;
+        t->batch_rows = rows;
+        t->active = threads_for(t, rows);
+        if (t->has_dropout)
+            make_masks(t, rows);
+        run_all(t, JOB_FWD_BWD);
+        double loss = 0;
+        for (unsigned i = 0; i < t->active; i++) {
+            loss += t->w[i].loss;
+            correct += t->w[i].correct;
+        }
+        if (!isfinite(loss))
+            return diverged(t, loss, e + 1, err, errlen);
+        t->step++;
+        bp_opt_prepare(&t->ostep, &t->cfg, lr, t->step);
+        run_all(t, JOB_OPT);
+        loss_sum += loss;
+        batches++;
+    }
+
+    bp_epoch_metrics met;
+    met.epoch = e + 1;
+    met.train_loss = loss_sum / (double)batches;
+    int regression = t->m->arch.loss == BP_LOSS_MSE;
+    met.train_accuracy = regression ? NAN : (double)correct / ((double)t->n_train * (double)acc_units(t));
+    met.val_loss = NAN;
+    met.val_accuracy = NAN;
+    if (t->n_val) {
+        double vl = 0;
+        size_t vc = 0;
+        bp_ws *ws = &t->w[0].ws;
+        for (size_t s = 0; s < t->n_val; s += ws->max_rows) {
+            size_t r = t->n_val - s < ws->max_rows ? t->n_val - s : ws->max_rows;
+            size_t c = 0;
+            vl += bp_fwd_bwd(t->m, ws, t->Xval + s * t->in, t->Yval + s * t->out, r, t->n_val, NULL, 0, &c);
+            vc += c;
+        }
+        if (!isfinite(vl))
+            return diverged(t, vl, e + 1, err, errlen);
+        met.val_loss = vl;
+        met.val_accuracy = regression ? NAN : (double)vc / ((double)t->n_val * (double)acc_units(t));
+    }
+    t->epoch++;
+
+    if (t->cfg.patience > 0) {
+        double mon = t->n_val ? met.val_loss : met.train_loss;
+        if (mon < t->best - t->cfg.min_delta) {
+            t->best = mon;
+            t->best_epoch = t->epoch;
+            t->wait = 0;
+            t->have_best = 1;
+            memcpy(t->best_params, t->m->params, t->m->n_params * sizeof(bp_real));
+        } else if (++t->wait >= t->cfg.patience) {
+            t->stopped = 1;
+        }
+    }
+    if (t->epoch >= t->cfg.epochs || t->stopped)
+        t->done = 1;
+    met.seconds = now_s() - t0;
+    if (out)
+        *out = met;
+    return BP_OK;
+}
+
+int bp_trainer_done(const bp_trainer *t)
+{
+    return t ? t->done : 1;
+}
+
+uint32_t bp_trainer_epochs_run(const bp_trainer *t)
+{
+    return t ? t->epoch : 0;
+}
+
+void bp_trainer_finish(bp_trainer *t)
+{
+    if (t && t->cfg.patience > 0 && t->have_best)
+        memcpy(t->m->params, t->best_params, t->m->n_params * sizeof(bp_real));
+}
+
+bp_status bp_train(bp_model *m, const bp_train_config *cfg, const bp_real *X, const bp_real *Y,
+                   size_t rows, char *err, size_t errlen)
+{
+    bp_trainer *t = NULL;
+    bp_status st = bp_trainer_create(m, cfg, X, Y, rows, &t, err, errlen);
+    if (st != BP_OK)
+        return st;
+    while (!bp_trainer_done(t)) {
+        bp_epoch_metrics met;
+        if ((st = bp_trainer_epoch(t, &met, err, errlen)) != BP_OK)
+            break;
+        if (cfg->on_epoch && cfg->on_epoch(&met, cfg->user)) {
+            bp_set_err(err, errlen, "training was stopped after epoch %u", met.epoch);
+            st = BP_ECANCELLED;
+            break;
+        }
+    }
+    bp_trainer_finish(t);
+    bp_trainer_free(t);
+    return st;
+}
+
+/* ---- checkpoints -------------------------------------------------------------------
+ * "BPCK" version 1, little-endian:
+ *   0  char[4] "BPCK"        4  u32 version (1)      8  u32 real size (4|8)
+ *   12 u32 optimizer         16 u64 param_count      24 u64 training rows
+ *   32 u64 validation rows   40 u32 epochs run       44 u32 flags
+ *      (bit0 early stopping has a best, bit1 stopped, bit2 done,
+ *       bit3 state arena 1 present, bit4 state arena 2 present)
+ *   48 u64 optimizer steps   56 u64[4] xoshiro256** state
+ *   88 f64 best monitored loss   96 u32 best epoch   100 u32 epochs without improvement
+ *   104 reals: current weights, [best weights], [state 1], [state 2]
+ *   end u32 CRC-32 (zlib) of every preceding byte
+ */
+#define CK_MAGIC "BPCK"
+#define CK_VERSION 1u
+#define CK_HEADER 104u
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+static unsigned char *put_reals(unsigned char *p, const bp_real *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++, p += sizeof(bp_real)) {
+#ifdef BP_DOUBLE
+        uint64_t u;
+        memcpy(&u, &a[i], 8);
+        put_u64(p, u);
+#else
+        uint32_t u;
+        memcpy(&u, &a[i], 4);
+        put_u32(p, u);
+#endif
+    }
+    return p;
+}
+static const unsigned char *get_reals(const unsigned char *p, bp_real *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++, p += sizeof(bp_real)) {
+#ifdef BP_DOUBLE
+        uint64_t u = get_u64(p);
+#else
+        uint32_t u = get_u32(p);
+#endif
+        memcpy(&a[i], &u, sizeof u);
+    }
+    return p;
+}
+
+static uint32_t ck_flags(const bp_trainer *t)
+{
+    return (t->have_best ? 1u : 0) | (t->stopped ? 2u : 0) | (t->done ? 4u : 0) | (t->s1 ? 8u : 0) |
+           (t->s2 ? 16u : 0);
+}
+
+static size_t ck_arrays(uint32_t flags)
+{
+    return 1 + !!(flags & 1u) + !!(flags & 8u) + !!(flags & 16u);
+}
+
+bp_status bp_trainer_save_state(const bp_trainer *t, void **buf, size_t *len)
+{
+    if (!t || !buf || !len)
+        return BP_EINVAL;
+    const size_t P = t->m->n_params;
+    const uint32_t flags = ck_flags(t);
+    size_t n = CK_HEADER + ck_arrays(flags) * P * sizeof(bp_real) + 4;
+    unsigned char *b = malloc(n);
+    if (!b)
+        return BP_ENOMEM;
+    memcpy(b, CK_MAGIC, 4);
+    put_u32(b + 4, CK_VERSION);
+    put_u32(b + 8, (uint32_t)sizeof(bp_real));
+    put_u32(b + 12, (uint32_t)t->cfg.optimizer);
+    put_u64(b + 16, P);
+    put_u64(b + 24, t->n_train);
+    put_u64(b + 32, t->n_val);
+    put_u32(b + 40, t->epoch);
+    put_u32(b + 44, flags);
+    put_u64(b + 48, t->step);
+    for (int i = 0; i < 4; i++)
+        put_u64(b + 56 + 8 * i, t->rng.s[i]);
+    uint64_t bestbits;
+    memcpy(&bestbits, &t->best, 8);
+    put_u64(b + 88, bestbits);
+    put_u32(b + 96, t->best_epoch);
+    put_u32(b + 100, t->wait);
+    unsigned char *p = b + CK_HEADER;
+    p = put_reals(p, t->m->params, P);
+    if (flags & 1u)
+        p = put_reals(p, t->best_params, P);
+    if (flags & 8u)
+        p = put_reals(p, t->s1, P);
+    if (flags & 16u)
+        p = put_reals(p, t->s2, P);
+    put_u32(p, (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), b, (z_size_t)(p - b)));
+    *buf = b;
+    *len = n;
+    return BP_OK;
+}
+
+bp_status bp_trainer_load_state(bp_trainer *t, const void *buf, size_t len, char *err, size_t errlen)
+{
+    if (!t || !buf) {
+        bp_set_err(err, errlen, "trainer and checkpoint are required");
+        return BP_EINVAL;
+    }
+    const unsigned char *b = buf;
+    if (len < CK_HEADER + 4) {
+        bp_set_err(err, errlen, "checkpoint is truncated: %zu bytes", len);
+        return BP_EFORMAT;
+    }
+    if (memcmp(b, CK_MAGIC, 4) != 0) {
+        bp_set_err(err, errlen, "not a training checkpoint (bad magic)");
+        return BP_EFORMAT;
+    }
+    uint32_t version = get_u32(b + 4);
+    if (version != CK_VERSION) {
+        bp_set_err(err, errlen, "unsupported checkpoint version %u", version);
+        return BP_EVERSION;
+    }
+    const size_t P = t->m->n_params;
+    uint32_t flags = get_u32(b + 44);
+    if (get_u32(b + 8) != sizeof(bp_real)) {
+        bp_set_err(err, errlen, "checkpoint holds %u-byte reals, this engine uses %zu",
+                   get_u32(b + 8), sizeof(bp_real));
+        return BP_EINVAL;
+    }
+    if (get_u64(b + 16) != P) {
+        bp_set_err(err, errlen, "checkpoint has %llu parameters, the model has %zu",
+                   (unsigned long long)get_u64(b + 16), P);
+        return BP_EINVAL;
+    }
+    if (get_u64(b + 24) != t->n_train || get_u64(b + 32) != t->n_val) {
+        bp_set_err(err, errlen, "checkpoint was taken on %llu training and %llu validation rows, "
+                   "this trainer has %zu and %zu", (unsigned long long)get_u64(b + 24),
+                   (unsigned long long)get_u64(b + 32), t->n_train, t->n_val);
+        return BP_EINVAL;
+    }
+    if (get_u32(b + 12) != (uint32_t)t->cfg.optimizer || !!(flags & 8u) != !!t->s1 ||
+        !!(flags & 16u) != !!t->s2) {
+        bp_set_err(err, errlen, "checkpoint optimizer state does not match this trainer");
+        return BP_EINVAL;
+    }
+    if ((flags & 1u) && !t->best_params) {
+        bp_set_err(err, errlen, "checkpoint has early-stopping state but patience is off");
+        return BP_EINVAL;
+    }
+    if (flags & ~31u) {
+        bp_set_err(err, errlen, "checkpoint has unknown flags %#x", flags);
+        return BP_EFORMAT;
+    }
+    size_t want = CK_HEADER + ck_arrays(flags) * P * sizeof(bp_real) + 4;
+    if (len != want) {
+        bp_set_err(err, errlen, "checkpoint is %zu bytes, expected %zu", len, want);
+        return BP_EFORMAT;
+    }
+    if ((uint32_t)crc32_z(crc32(0L, Z_NULL, 0), b, (z_size_t)(len - 4)) != get_u32(b + len - 4)) {
+        bp_set_err(err, errlen, "checkpoint checksum does not match");
+        return BP_ECHECKSUM;
+    }
+    uint32_t epoch = get_u32(b + 40);
+    if (epoch > t->cfg.epochs) {
+        bp_set_err(err, errlen, "checkpoint is at epoch %u, beyond the configured %u", epoch,
+                   t->cfg.epochs);
+        return BP_EINVAL;
+    }
+    t->epoch = epoch;
+    t->step = get_u64(b + 48);
+    for (int i = 0; i < 4; i++)
+        t->rng.s[i] = get_u64(b + 56 + 8 * i);
+    uint64_t bestbits = get_u64(b + 88);
+    memcpy(&t->best, &bestbits, 8);
+    t->best_epoch = get_u32(b + 96);
+    t->wait = get_u32(b + 100);
+    t->have_best = !!(flags & 1u);
+    t->stopped = !!(flags & 2u);
+    t->done = t->stopped || t->epoch >= t->cfg.epochs;
+    const unsigned char *p = b + CK_HEADER;
+    p = get_reals(p, t->m->params, P);
+    if (flags & 1u)
+        p = get_reals(p, t->best_params, P);
+    if (flags & 8u)
+        p = get_reals(p, t->s1, P);
+    if (flags & 16u)
+        get_reals(p, t->s2, P);
+    return BP_OK;
+}
