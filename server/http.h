@@ -48,5 +48,8 @@ struct MHD_Daemon;
 int http_daemon_start(struct app *a, struct MHD_Daemon **out, srv_err *e);
 /* Stops accepting, lets in-flight requests finish, frees the daemon. */
 void http_daemon_stop(struct MHD_Daemon *d);
+/* The port the daemon listens on (the one picked for --port 0); 0 if
+ * unknown. */
+int http_daemon_port(struct MHD_Daemon *d);
 
 #endif

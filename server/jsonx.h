@@ -17,5 +17,9 @@ json_t *jsonx_real(double x);
 char *jsonx_dump(const json_t *v, size_t *len);
 /* "2026-11-27T18:37:42.123Z" for now into buf (>= 32 bytes). */
 void jsonx_now(char *buf, size_t len);
+/* A string from bytes that may not be UTF-8 (a request path, a CSV cell):
+ * each invalid byte becomes U+FFFD, so the result is never NULL for lack
+ * of valid UTF-8 (only when out of memory).  New reference. */
+json_t *jsonx_string(const char *s);
 
 #endif
