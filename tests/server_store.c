@@ -906,3 +906,29 @@ Test(store, pool_refuses_newer_schema)
     cr_assert_null(p);
     cr_assert_not_null(strstr(e.msg, "upgrade backpropd"), "%s", e.msg);
 }
+
+Test(store, busy_database_is_unavailable_not_a_hang, .timeout = 30)
+{
+    store *s = open_ok();
+    /* Another writer holds the write lock past the 5 s busy timeout. */
+    sqlite3 *other;
+    cr_assert_eq(sqlite3_open_v2(db_path, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    json_t *spec = spec_of("late", 2, 2, "softmax", "cross_entropy");
+    json_t *m = NULL;
+    srv_err e = {0};
+    cr_assert_eq(store_model_create(s, spec, &m, &e), -1);
+    cr_assert_eq(e.code, ERR_UNAVAILABLE, "%d %s", e.code, e.msg);
+    cr_assert_not_null(strstr(e.msg, "busy"), "%s", e.msg);
+    /* Reads are not blocked by a writer (WAL). */
+    json_t *list = NULL;
+    cr_assert_eq(store_model_list(s, &list, &e), 0, "%s", e.msg);
+    json_decref(list);
+    sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(other);
+    /* Once the lock is gone the same write succeeds. */
+    cr_assert_eq(store_model_create(s, spec, &m, &e), 0, "%s", e.msg);
+    json_decref(m);
+    json_decref(spec);
+    store_close(s);
+}
