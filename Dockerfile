@@ -1,0 +1,50 @@
+# backpropd container image.
+#   docker build -t backpropd .
+#   docker run -p 8080:8080 -v backpropd:/data backpropd
+# Stage 1 builds build/backpropd with the -dev packages; stage 2 carries only
+# the binary and the shared libraries it links, and runs it as a non-root user
+# bound to 0.0.0.0:8080 with its database in the /data volume.
+
+FROM debian:bookworm-slim AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      build-essential pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev \
+      libsqlite3-dev libsodium-dev zlib1g-dev libcsv-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# Only what the daemon is built from (openapi.yaml is compiled in, it serves
+# it at /openapi.yaml); tests and benchmarks stay out of the image.
+COPY Makefile openapi.yaml ./
+COPY scripts/ scripts/
+COPY migrations/ migrations/
+COPY core/ core/
+COPY server/ server/
+RUN make -j"$(nproc)" build/backpropd \
+ && strip build/backpropd \
+ && ./build/backpropd --help >/dev/null
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libopenblas0-pthread libjansson4 libmicrohttpd12 libsqlite3-0 libsodium23 zlib1g libcsv3 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 backpropd \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home \
+      --shell /usr/sbin/nologin backpropd \
+ && mkdir -p /data \
+ && chown 10001:10001 /data
+COPY --from=build /src/build/backpropd /usr/local/bin/backpropd
+# The daemon reads these (a flag on the command line still wins).
+ENV BACKPROPD_BIND=0.0.0.0 \
+    BACKPROPD_PORT=8080 \
+    BACKPROPD_DB=/data/backpropd.db
+USER 10001:10001
+VOLUME /data
+EXPOSE 8080
+# bash (essential in every Debian image) speaks HTTP/1.0 over /dev/tcp, so the
+# runtime image needs no curl or wget: healthy when /healthz answers 200.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${BACKPROPD_PORT:-8080} && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+# SIGTERM (docker stop) shuts the daemon down cleanly.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/backpropd"]
