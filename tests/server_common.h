@@ -187,8 +187,8 @@ static inline void it_create_slow_model(const char *name)
     it_post_ok("/v1/models", body, 201);
 }
 
-/* The job body (malloc()'d, free it). */
-static inline char *it_slow_job_body(const char *model)
+/* The slow job's data: {"inputs": 512 x 8, "labels": "pos"/"neg"} (new ref). */
+static inline json_t *it_slow_data(void)
 {
     json_t *inputs = json_array(), *labels = json_array();
     unsigned s = 12345;
@@ -204,25 +204,35 @@ static inline char *it_slow_job_body(const char *model)
         json_array_append_new(inputs, row);
         json_array_append_new(labels, json_string(sum > 0 ? "pos" : "neg"));
     }
-    json_t *job = json_pack("{s:s, s:{s:o, s:o}, s:i, s:i, s:{s:s, s:f}}", "model", model,
-                            "data", "inputs", inputs, "labels", labels, "epochs", 50000,
+    return json_pack("{s:o, s:o}", "inputs", inputs, "labels", labels);
+}
+
+/* The job body (malloc()'d, free it): inline data, or the named dataset
+ * (uploaded beforehand with it_slow_data) when dataset is not NULL. */
+static inline char *it_slow_job_body(const char *model, const char *dataset)
+{
+    json_t *job = json_pack("{s:s, s:i, s:i, s:{s:s, s:f}}", "model", model, "epochs", 50000,
                             "batch_size", 1, "optimizer", "type", "sgd", "learning_rate", 0.001);
-    char *s_out = json_dumps(job, JSON_COMPACT);
+    if (dataset)
+        json_object_set_new(job, "dataset", json_string(dataset));
+    else
+        json_object_set_new(job, "data", it_slow_data());
+    char *out = json_dumps(job, JSON_COMPACT);
     json_decref(job);
-    return s_out;
+    return out;
 }
 
 /* Starts the slow job and waits until it is running; id into `id`. */
 static inline void it_start_slow_job(const char *model, char *id, size_t cap)
 {
-    char *body = it_slow_job_body(model);
+    char *body = it_slow_job_body(model, NULL);
     it_create_job(body, id, cap);
     free(body);
     json_t *job = it_wait_job(id, "running", 15);
     json_decref(job);
 }
 
-/* The first `n` bytes of a string for messages. */
+/* strstr that tolerates NULL. */
 static inline int it_contains(const char *hay, const char *needle)
 {
     return hay && strstr(hay, needle) != NULL;
