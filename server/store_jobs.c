@@ -168,7 +168,7 @@ int store_job_create(store *s, const json_t *params, const ds_data *inline_data,
         goto fail;
     /* Counted inside the write transaction, so concurrent creates cannot
      * overshoot the limit.  0 means no limit. */
-    long queued;
+    long queued = 0;
     if (count_queued(s, &queued, e) < 0)
         goto fail;
     if (max_queued > 0 && queued >= (long)max_queued) {
@@ -635,7 +635,7 @@ int store_job_succeed(store *s, const char *id, const char *model, const void *b
                 model);
         goto fail;
     }
-    int64_t model_id;
+    int64_t model_id = 0;
     if (store_model_id(s, job_model, &model_id, e) < 0)
         goto fail;
     if (job_class_names(s, id, named ? dataset : NULL, &classes, e) < 0)

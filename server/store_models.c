@@ -222,7 +222,7 @@ int store_model_delete(store *s, const char *name, srv_err *e)
 {
     if (store_begin(s, e) < 0)
         return -1;
-    int64_t id;
+    int64_t id = 0;
     if (store_model_id(s, name, &id, e) < 0 ||
         refuse_if_busy(s, Q_MODEL_ACTIVE_JOB, "model", name, e) < 0)
         goto fail;
@@ -241,7 +241,7 @@ fail:
 int store_model_versions(store *s, const char *name, json_t **out, srv_err *e)
 {
     *out = NULL;
-    int64_t id;
+    int64_t id = 0;
     if (store_model_id(s, name, &id, e) < 0)
         return -1;
     json_t *a = json_array();
@@ -290,7 +290,7 @@ int store_version_blob(store *s, const char *name, uint32_t version, void **blob
 {
     *blob = NULL;
     *len = 0;
-    int64_t id;
+    int64_t id = 0;
     if (store_model_id(s, name, &id, e) < 0)
         return -1;
     sqlite3_stmt *st = store_stmt(s, version ? Q_VERSION_BLOB : Q_VERSION_LATEST_BLOB, e);
