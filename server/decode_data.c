@@ -72,8 +72,8 @@ static int matrix_fill(const json_t *m, const char *path, size_t rows, size_t co
         const json_t *row = json_array_get(m, i);
         if (!json_is_array(row) || json_array_size(row) != cols) {
             if (json_is_array(row))
-                return err_set(e, ERR_INVALID_ARGUMENT, "%s[%zu]: expected %zu numbers, got %zu",
-                               path, i, cols, json_array_size(row));
+                return err_set(e, ERR_INVALID_ARGUMENT, "%s[%zu]: expected %zu number%s, got %zu",
+                               path, i, cols, cols == 1 ? "" : "s", json_array_size(row));
             dq_describe(row, got, sizeof got);
             return err_set(e, ERR_INVALID_ARGUMENT, "%s[%zu]: expected an array of %zu numbers, got %s",
                            path, i, cols, got);
