@@ -42,13 +42,24 @@ int err_set(srv_err *e, err_code code, const char *fmt, ...)
 int err_prefix(srv_err *e, const char *fmt, ...)
 {
     if (e) {
-        char prefix[SRV_ERR_MSG], old[SRV_ERR_MSG];
+        char old[SRV_ERR_MSG];
         va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(prefix, sizeof prefix, fmt, ap);
-        va_end(ap);
+        int n;
         memcpy(old, e->msg, sizeof old);
-        snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old);
+        va_start(ap, fmt);
+        n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n + 2 < sizeof e->msg) {
+            size_t used = (size_t)n;
+            memcpy(e->msg + used, ": ", 2);
+            used += 2;
+            size_t room = sizeof e->msg - used - 1;
+            size_t olen = strnlen(old, sizeof old);
+            if (olen > room)
+                olen = room;
+            memcpy(e->msg + used, old, olen);
+            e->msg[used + olen] = '\0';
+        }
     }
     return -1;
 }
