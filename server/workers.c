@@ -118,22 +118,6 @@ static int job_load_latest(workers *w, const char *model, bp_model **out, srv_er
     return 0;
 }
 
-/* The stored normalization applied in place: a warm start keeps the
- * statistics its weights were trained against, so the trainer (told not to
- * refit) must see inputs standardized exactly as predict will. */
-static void job_standardize(const bp_model *m, float *X, size_t rows)
-{
-    const bp_real *mu = bp_model_norm_mean(m), *sd = bp_model_norm_std(m);
-    size_t f = bp_model_inputs(m);
-    if (!mu || !sd)
-        return;
-    for (size_t r = 0; r < rows; r++) {
-        float *x = X + r * f;
-        for (size_t j = 0; j < f; j++)
-            x[j] = (x[j] - mu[j]) / sd[j];
-    }
-}
-
 /* Whether `cur` improves on `best` the way early stopping counts it. */
 static int job_improves(double cur, double best, double min_delta)
 {
@@ -162,6 +146,8 @@ static void job_run(workers_slot *slot, store_claim *c)
     uint32_t threads = (uint32_t)(w->cores / running);
     if (threads < 1)
         threads = 1;
+    if (threads > 256) /* core's ceiling */
+        threads = 256;
 
     /* Register so workers_cancel/workers_stop can reach this job; a stop
      * that came before the registration is seen here. */
@@ -215,9 +201,10 @@ static void job_run(workers_slot *slot, store_claim *c)
             job_end(w, id, "failed", msg);
             goto out;
         }
-        /* reuse the stored normalization (or its absence): never refit */
+        /* Reuse the stored normalization (or its absence), never refit:
+         * without cfg.normalize the trainer standardizes with the
+         * statistics the loaded model holds, as predict will. */
         cfg.normalize = 0;
-        job_standardize(m, d->X, d->rows);
     } else {
         bp_status st = bp_model_create(&arch, &m, err, sizeof err);
         if (st != BP_OK) {
@@ -268,7 +255,9 @@ static void job_run(workers_slot *slot, store_claim *c)
             break;
         atomic_fetch_add_explicit(&w->samples, train_rows, memory_order_relaxed);
         last = em;
-        double mon = cfg.validation_split > 0 ? em.val_loss : em.train_loss;
+        /* what core's early stopping watches: val_loss when there are
+         * validation rows (a split can round to none), else train_loss */
+        double mon = isnan(em.val_loss) ? em.train_loss : em.val_loss;
         if (!have_epoch || job_improves(mon, best_loss, cfg.min_delta)) {
             best = em;
             best_loss = mon;
