@@ -9,6 +9,7 @@
  *   predict_*:    inference latency / throughput
  * OpenBLAS runs single-threaded; the trainer's own threads do the rest.
  *   usage: bench_core [digits] [synth] [predict]   (default: all)
+ *          bench_core --openblas-core   (prints the kernel family OpenBLAS chose)
  */
 #include <cblas.h>
 #include <math.h>
@@ -276,7 +277,14 @@ static void bench_predict_batch(const char *name, const dataset *d, const bp_lay
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--openblas-core")) {
+        printf("%s\n", openblas_get_corename());
+        return 0;
+    }
     openblas_set_num_threads(1);
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    printf("{\"bench\":\"env\",\"openblas_core\":\"%s\",\"openblas_coretype_env\":\"%s\"}\n",
+           openblas_get_corename(), ct ? ct : "");
     int all = argc < 2, want_digits = all, want_synth = all, want_predict = all;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "digits"))

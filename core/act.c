@@ -37,8 +37,6 @@
 #define R_LOG1P log1pf
 #endif
 
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-
 #define LEAK ((bp_real)0.01)
 
 static inline bp_real sigm(bp_real v)
@@ -47,114 +45,117 @@ static inline bp_real sigm(bp_real v)
 }
 
 /* One row at a time: the bias vector stays in cache and each inner loop is a
- * plain, restrict-qualified, vectorizable loop. */
-CLONES
+ * vector loop (BP_VN reals a step) with a scalar tail. */
+BP_CLONES
 void bp_act_forward(bp_activation act, bp_real *Z, const bp_real *b, size_t rows, size_t n,
                     const bp_real *mask, bp_real *A)
 {
+    const bp_vr zero = {0}, leak = zero + LEAK;
     for (size_t i = 0; i < rows; i++) {
-        bp_real *restrict z = Z + i * n;
-        const bp_real *restrict bb = b;
+        bp_real *z = Z + i * n;
+        size_t j = 0;
         switch (act) {
         case BP_ACT_RELU:
-            for (size_t j = 0; j < n; j++) {
-                bp_real v = z[j] + bb[j];
+            for (; j + BP_VN <= n; j += BP_VN) {
+                bp_vr v = BP_VLOAD(z + j) + BP_VLOAD(b + j);
+                BP_VSTORE(z + j, BP_VSEL(v > zero, v, zero));
+            }
+            for (; j < n; j++) {
+                bp_real v = z[j] + b[j];
                 z[j] = v > 0 ? v : 0;
             }
             break;
         case BP_ACT_LEAKY_RELU:
-            for (size_t j = 0; j < n; j++) {
-                bp_real v = z[j] + bb[j];
+            for (; j + BP_VN <= n; j += BP_VN) {
+                bp_vr v = BP_VLOAD(z + j) + BP_VLOAD(b + j);
+                BP_VSTORE(z + j, BP_VSEL(v > zero, v, v * leak));
+            }
+            for (; j < n; j++) {
+                bp_real v = z[j] + b[j];
                 z[j] = v > 0 ? v : LEAK * v;
             }
             break;
         case BP_ACT_TANH:
-            for (size_t j = 0; j < n; j++)
-                z[j] = R_TANH(z[j] + bb[j]);
+            for (; j < n; j++)
+                z[j] = R_TANH(z[j] + b[j]);
             break;
         case BP_ACT_SIGMOID:
-            for (size_t j = 0; j < n; j++)
-                z[j] = sigm(z[j] + bb[j]);
+            for (; j < n; j++)
+                z[j] = sigm(z[j] + b[j]);
             break;
         case BP_ACT_SOFTMAX: {
             bp_real mx = -INFINITY, s = 0;
-            for (size_t j = 0; j < n; j++) {
-                z[j] += bb[j];
+            for (j = 0; j < n; j++) {
+                z[j] += b[j];
                 mx = z[j] > mx ? z[j] : mx;
             }
-            for (size_t j = 0; j < n; j++) {
+            for (j = 0; j < n; j++) {
                 z[j] = R_EXP(z[j] - mx);
                 s += z[j];
             }
             bp_real inv = (bp_real)1 / s;
-            for (size_t j = 0; j < n; j++)
+            for (j = 0; j < n; j++)
                 z[j] *= inv;
             break;
         }
         case BP_ACT_LINEAR:
         default:
-            for (size_t j = 0; j < n; j++)
-                z[j] += bb[j];
+            for (; j + BP_VN <= n; j += BP_VN)
+                BP_VSTORE(z + j, BP_VLOAD(z + j) + BP_VLOAD(b + j));
+            for (; j < n; j++)
+                z[j] += b[j];
             break;
         }
         if (mask) {
-            const bp_real *restrict mk = mask + i * n;
-            bp_real *restrict a = A + i * n;
-            for (size_t j = 0; j < n; j++)
+            const bp_real *mk = mask + i * n;
+            bp_real *a = A + i * n;
+            for (j = 0; j + BP_VN <= n; j += BP_VN)
+                BP_VSTORE(a + j, BP_VLOAD(z + j) * BP_VLOAD(mk + j));
+            for (; j < n; j++)
                 a[j] = z[j] * mk[j];
         }
     }
 }
 
-CLONES
+BP_CLONES
 void bp_act_backward(bp_activation act, const bp_real *H, const bp_real *mask, bp_real *D,
                      size_t rows, size_t n, bp_real *db)
 {
-    bp_real *restrict g = db;
+    const bp_vr zero = {0}, one = zero + 1, leak = zero + LEAK;
+    bp_real *g = db;
     memset(g, 0, n * sizeof *g);
     for (size_t i = 0; i < rows; i++) {
-        const bp_real *restrict h = H + i * n;
-        bp_real *restrict d = D + i * n;
-        if (mask) {
-            const bp_real *restrict mk = mask + i * n;
-            for (size_t j = 0; j < n; j++)
-                d[j] *= mk[j];
+        const bp_real *h = H + i * n;
+        bp_real *d = D + i * n;
+        const bp_real *mk = mask ? mask + i * n : NULL;
+        size_t j = 0;
+        for (; j + BP_VN <= n; j += BP_VN) {
+            bp_vr v = BP_VLOAD(d + j), hv = BP_VLOAD(h + j);
+            if (mk)
+                v *= BP_VLOAD(mk + j);
+            switch (act) {
+            case BP_ACT_RELU: v = BP_VSEL(hv > zero, v, zero); break;
+            case BP_ACT_LEAKY_RELU: v = BP_VSEL(hv > zero, v, v * leak); break;
+            case BP_ACT_TANH: v = v * (one - hv * hv); break;
+            case BP_ACT_SIGMOID: v = v * hv * (one - hv); break;
+            default: break;
+            }
+            BP_VSTORE(d + j, v);
+            BP_VSTORE(g + j, BP_VLOAD(g + j) + v);
         }
-        switch (act) {
-        case BP_ACT_RELU:
-            for (size_t j = 0; j < n; j++) {
-                bp_real v = h[j] > 0 ? d[j] : 0;
-                d[j] = v;
-                g[j] += v;
+        for (; j < n; j++) {
+            bp_real v = d[j], hv = h[j];
+            if (mk)
+                v *= mk[j];
+            switch (act) {
+            case BP_ACT_RELU: v = hv > 0 ? v : 0; break;
+            case BP_ACT_LEAKY_RELU: v = hv > 0 ? v : LEAK * v; break;
+            case BP_ACT_TANH: v = v * ((bp_real)1 - hv * hv); break;
+            case BP_ACT_SIGMOID: v = v * hv * ((bp_real)1 - hv); break;
+            default: break;
             }
-            break;
-        case BP_ACT_LEAKY_RELU:
-            for (size_t j = 0; j < n; j++) {
-                bp_real v = h[j] > 0 ? d[j] : LEAK * d[j];
-                d[j] = v;
-                g[j] += v;
-            }
-            break;
-        case BP_ACT_TANH:
-            for (size_t j = 0; j < n; j++) {
-                bp_real v = d[j] * ((bp_real)1 - h[j] * h[j]);
-                d[j] = v;
-                g[j] += v;
-            }
-            break;
-        case BP_ACT_SIGMOID:
-            for (size_t j = 0; j < n; j++) {
-                bp_real v = d[j] * h[j] * ((bp_real)1 - h[j]);
-                d[j] = v;
-                g[j] += v;
-            }
-            break;
-        case BP_ACT_LINEAR:
-        case BP_ACT_SOFTMAX: /* never a hidden layer */
-        default:
-            for (size_t j = 0; j < n; j++)
-                g[j] += d[j];
-            break;
+            d[j] = v;
+            g[j] += v;
         }
     }
 }

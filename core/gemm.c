@@ -13,10 +13,8 @@
 
 #ifdef BP_DOUBLE
 #define CBLAS_GEMM cblas_dgemm
-#define CBLAS_GEMV cblas_dgemv
 #else
 #define CBLAS_GEMM cblas_sgemm
-#define CBLAS_GEMV cblas_sgemv
 #endif
 
 /* CBLAS takes int dimensions; split M (and K) when a caller goes past that.
@@ -72,11 +70,52 @@ void bp_gemm_ref(int trans_a, int trans_b, size_t M, size_t N, size_t K, bp_real
         }
 }
 
+/* One-row inference: y = W x with W row-major.  Hand-written instead of
+ * cblas_sgemv because at this size the call overhead and OpenBLAS's kernel
+ * choice (it falls back to generic kernels on CPUs it does not know)
+ * dominate: four rows at a time share each load of x, in vector registers of
+ * whatever width the CPU has. */
+BP_CLONES
 void bp_gemv(size_t rows, size_t cols, const bp_real *W, const bp_real *x, bp_real *y)
 {
-    if (rows > CHUNK || cols > CHUNK) {
-        bp_gemm(0, 1, 1, rows, cols, 1, x, cols, W, cols, 0, y, rows);
-        return;
+    size_t i = 0;
+    for (; i + 4 <= rows; i += 4) {
+        const bp_real *w0 = W + i * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+        bp_vr a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        size_t j = 0;
+        for (; j + BP_VN <= cols; j += BP_VN) {
+            bp_vr xv = BP_VLOAD(x + j);
+            a0 += BP_VLOAD(w0 + j) * xv;
+            a1 += BP_VLOAD(w1 + j) * xv;
+            a2 += BP_VLOAD(w2 + j) * xv;
+            a3 += BP_VLOAD(w3 + j) * xv;
+        }
+        bp_real s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (size_t k = 0; k < BP_VN; k++) {
+            s0 += a0[k];
+            s1 += a1[k];
+            s2 += a2[k];
+            s3 += a3[k];
+        }
+        for (; j < cols; j++) {
+            s0 += w0[j] * x[j];
+            s1 += w1[j] * x[j];
+            s2 += w2[j] * x[j];
+            s3 += w3[j] * x[j];
+        }
+        y[i] = s0, y[i + 1] = s1, y[i + 2] = s2, y[i + 3] = s3;
     }
-    CBLAS_GEMV(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1, W, (int)cols, x, 1, 0, y, 1);
+    for (; i < rows; i++) {
+        const bp_real *w0 = W + i * cols;
+        bp_vr a0 = {0};
+        size_t j = 0;
+        for (; j + BP_VN <= cols; j += BP_VN)
+            a0 += BP_VLOAD(w0 + j) * BP_VLOAD(x + j);
+        bp_real s0 = 0;
+        for (size_t k = 0; k < BP_VN; k++)
+            s0 += a0[k];
+        for (; j < cols; j++)
+            s0 += w0[j] * x[j];
+        y[i] = s0;
+    }
 }

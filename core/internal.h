@@ -60,6 +60,23 @@ bp_status bp_model_loss_grad(const bp_model *m, const bp_real *X, const bp_real 
 bp_status bp_model_loss_value(const bp_model *m, const bp_real *X, const bp_real *Y, size_t rows,
                         const bp_real *const *dropout_masks, double *loss);
 
+/* ---- portable SIMD ---------------------------------------------------------
+ * GCC vector extensions: inside a target_clones function the same source
+ * becomes one zmm, two ymm or four xmm operations per VR, per clone.  Macros
+ * (not inline functions) so no vector crosses a function boundary. */
+typedef bp_real bp_vr __attribute__((vector_size(64)));
+#ifdef BP_DOUBLE
+typedef int64_t bp_vi __attribute__((vector_size(64)));
+#else
+typedef int32_t bp_vi __attribute__((vector_size(64)));
+#endif
+#define BP_VN (64 / sizeof(bp_real))
+#define BP_VLOAD(p) ({ bp_vr v_; __builtin_memcpy(&v_, (p), sizeof v_); v_; })
+#define BP_VSTORE(p, v) do { bp_vr s_ = (v); __builtin_memcpy((p), &s_, sizeof s_); } while (0)
+/* m ? a : b for a comparison mask m */
+#define BP_VSEL(m, a, b) ((bp_vr)(((m) & (bp_vi)(a)) | (~(m) & (bp_vi)(b))))
+#define BP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
 /* ---- small helpers ------------------------------------------------------ */
 
 /* 64-byte aligned allocation of n reals (rounded up); free with free(). */
@@ -134,5 +151,28 @@ void bp_ws_free(bp_ws *ws);
 double bp_fwd_bwd(const bp_model *m, bp_ws *ws, const bp_real *X, const bp_real *Y,
                   size_t rows, size_t m_total, const bp_real *const *masks,
                   int backward, size_t *correct);
+
+/* ---- optim.c: fused optimizer steps over the parameter arena ------------ */
+
+typedef struct {
+    bp_optimizer kind;
+    bp_real lr, momentum, l2, beta1, beta2, eps;
+    int nesterov;
+    bp_real step_size, inv_sqrt_bc2; /* adam: lr / (1 - b1^t), 1 / sqrt(1 - b2^t) */
+} bp_opt_step;
+
+/* Scalars of optimizer step t (1-based) at learning rate lr. */
+void bp_opt_prepare(bp_opt_step *s, const bp_train_config *cfg, double lr, uint64_t t);
+/* Applies one step to parameters [lo, hi) of the arena: the gradient is the
+ * sum grads[0] + ... + grads[ng-1] (in that order; grads[1..] may be
+ * clobbered), plus l2 * w on weights (not biases); s1/s2 are the optimizer
+ * state arenas (sgd: momentum buffer in s1; adam: m in s1, v in s2). */
+void bp_opt_apply(const bp_model *m, const bp_opt_step *s, bp_real *params, bp_real *s1,
+                  bp_real *s2, bp_real *const *grads, unsigned ng, size_t lo, size_t hi);
+
+/* ---- train.c ---------------------------------------------------------- */
+
+/* Learning rate of 0-based epoch e under cfg's schedule. */
+double bp_schedule_lr(const bp_train_config *cfg, uint32_t e);
 
 #endif
