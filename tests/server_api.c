@@ -99,8 +99,37 @@ Test(api, openapi_yaml_is_served)
     ts_resp_free(&r);
 }
 
+/* The value of the first metrics line containing both a and b, or -1. */
+static double metric_value(const char *text, const char *a, const char *b)
+{
+    for (const char *line = text; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        char buf[512];
+        if (n < sizeof buf && line[0] != '#') {
+            memcpy(buf, line, n);
+            buf[n] = '\0';
+            if (strstr(buf, a) && (!b || strstr(buf, b))) {
+                const char *sp = strrchr(buf, ' ');
+                return sp ? strtod(sp + 1, NULL) : -1;
+            }
+        }
+        line = end ? end + 1 : NULL;
+    }
+    return -1;
+}
+
 Test(api, metrics_has_request_counters_and_job_counts)
 {
+    it_post_ok("/v1/models",
+               "{\"name\":\"m\",\"inputs\":1,\"layers\":[{\"units\":1,\"activation\":\"linear\"}],"
+               "\"loss\":\"mse\"}",
+               201);
+    char id[128];
+    it_create_job("{\"model\":\"m\",\"data\":{\"inputs\":[[1],[2],[3]],\"targets\":[[2],[4],[6]]},"
+                  "\"epochs\":2}",
+                  id, sizeof id);
+    json_decref(it_wait_job(id, "succeeded", 30));
     ts_resp r;
     it_get("/healthz", &r);
     ts_resp_free(&r);
@@ -112,16 +141,62 @@ Test(api, metrics_has_request_counters_and_job_counts)
     /* spec: "Prometheus text format: requests by route and status, request
      * latency histogram, jobs by status, training samples processed" */
     cr_assert(it_contains(r.body, "# TYPE"), "no # TYPE lines:\n%.800s", r.body);
-    cr_assert(it_contains(r.body, "backpropd_jobs"), "no backpropd_jobs:\n%.800s", r.body);
-    cr_assert(it_contains(r.body, "requests"), "no request counter:\n%.800s", r.body);
-    cr_assert(it_contains(r.body, "/healthz"), "requests not labelled by route:\n%.800s", r.body);
-    cr_assert(it_contains(r.body, "404"), "requests not labelled by status:\n%.800s", r.body);
+    cr_assert(metric_value(r.body, "requests", "/healthz") >= 1,
+              "no request counter for /healthz:\n%.1500s", r.body);
+    cr_assert(metric_value(r.body, "requests", "\"404\"") >= 1,
+              "requests not labelled by status:\n%.1500s", r.body);
     cr_assert(it_contains(r.body, "_bucket{") && it_contains(r.body, "le=\"+Inf\""),
               "no latency histogram:\n%.800s", r.body);
-    cr_assert(it_contains(r.body, "queued") && it_contains(r.body, "succeeded"),
-              "jobs not by status:\n%.800s", r.body);
-    cr_assert(it_contains(r.body, "samples"), "no training samples counter:\n%.800s", r.body);
+    cr_assert_eq(metric_value(r.body, "backpropd_jobs", "\"succeeded\""), 1.0,
+                 "backpropd_jobs succeeded is not 1:\n%.1500s", r.body);
+    cr_assert_eq(metric_value(r.body, "backpropd_jobs", "\"queued\""), 0.0,
+                 "backpropd_jobs queued is not 0:\n%.1500s", r.body);
+    /* 2 epochs x 3 rows */
+    cr_assert_geq(metric_value(r.body, "samples", NULL), 6.0, "training samples not counted:\n%.1500s",
+                  r.body);
     ts_resp_free(&r);
+}
+
+Test(api, request_logs_are_one_json_object_a_line)
+{
+    ts_resp r;
+    it_get("/v1/models", &r);
+    ts_resp_free(&r);
+    it_get("/v1/models/nope", &r);
+    ts_resp_free(&r);
+    it_stop_ok(); /* flushes everything */
+    size_t len = 0;
+    char *log = ts_read_file(D.log, &len);
+    cr_assert_not_null(log);
+    /* spec: "Logs are one JSON object a line on stderr, one line per request
+     * (method, path, status, duration)." */
+    int requests = 0, saw_404 = 0;
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+        json_error_t je;
+        json_t *o = json_loads(line, 0, &je);
+        cr_assert(json_is_object(o), "log line is not a JSON object: %s", line);
+        json_t *st = json_object_get(o, "status");
+        if (json_is_integer(st) && json_object_get(o, "method")) {
+            requests++;
+            cr_assert(json_is_string(json_object_get(o, "path")), "%s", line);
+            if (json_integer_value(st) == 404 && !strcmp(ts_json_str(o, "path"), "/v1/models/nope"))
+                saw_404 = 1;
+            int has_duration = 0;
+            const char *k;
+            json_t *v;
+            json_object_foreach(o, k, v)
+            {
+                if (json_is_number(v) && k != NULL && (strstr(k, "ms") || strstr(k, "dur") ||
+                                                       strstr(k, "sec") || strstr(k, "time")))
+                    has_duration = 1;
+            }
+            cr_assert(has_duration, "request log line without a duration: %s", line);
+        }
+        json_decref(o);
+    }
+    cr_assert_geq(requests, 3, "only %d request lines", requests);
+    cr_assert(saw_404, "no line for GET /v1/models/nope 404");
+    free(log);
 }
 
 /* ---- models ---- */

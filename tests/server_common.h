@@ -24,7 +24,7 @@ static inline void it_start(const char *const *extra)
 {
     if (ts_daemon_start(&D, extra) != 0) {
         char *log = ts_daemon_log_tail(&D, 2000);
-        cr_assert_fail("backpropd (%s) did not answer /healthz within 10 s; log:\n%s",
+        cr_assert_fail("backpropd (%s) exited or did not answer /healthz within 10 s; log:\n%s",
                        ts_daemon_path(), log);
     }
 }

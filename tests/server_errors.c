@@ -142,6 +142,38 @@ Test(errors, invalid_models_are_400_naming_the_field)
     ts_resp_free(&r);
 }
 
+Test(errors, names_follow_the_pattern_up_to_64_characters)
+{
+    /* spec: "Names match [A-Za-z0-9][A-Za-z0-9._-]{0,63}." */
+    char name[70], body[400];
+    memset(name, 'a', 64);
+    name[64] = '\0';
+    snprintf(body, sizeof body,
+             "{\"name\":\"%s\",\"inputs\":1,\"layers\":[{\"units\":1,\"activation\":\"linear\"}],"
+             "\"loss\":\"mse\"}",
+             name);
+    it_post_ok("/v1/models", body, 201);
+    name[64] = 'a';
+    name[65] = '\0';
+    snprintf(body, sizeof body,
+             "{\"name\":\"%s\",\"inputs\":1,\"layers\":[{\"units\":1,\"activation\":\"linear\"}],"
+             "\"loss\":\"mse\"}",
+             name);
+    post_expect("/v1/models", body, 400, "invalid_argument", "name");
+    static const char *bad[] = {"_x", ".x", "a/b", "a b", "\\u00e9t\\u00e9", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(body, sizeof body,
+                 "{\"name\":\"%s\",\"inputs\":1,\"layers\":[{\"units\":1,\"activation\":"
+                 "\"linear\"}],\"loss\":\"mse\"}",
+                 bad[i]);
+        post_expect("/v1/models", body, 400, "invalid_argument", "name");
+    }
+    ts_resp r;
+    it_get("/v1/models", &r);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "models")), 1, "%s", r.body);
+    ts_resp_free(&r);
+}
+
 Test(errors, models_over_the_limits_are_rejected_fast)
 {
     /* spec: "Limits checked before any allocation (e.g. at most 64 layers,
@@ -637,7 +669,7 @@ Test(cors, no_headers_without_the_flag)
 
 /* ---- command line ---- */
 
-TestSuite(cli, .timeout = 30);
+TestSuite(cli, .fini = it_teardown, .timeout = 30);
 
 Test(cli, help_exits_0_and_lists_every_flag)
 {
@@ -651,6 +683,40 @@ Test(cli, help_exits_0_and_lists_every_flag)
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         cr_assert(it_contains(out, flags[i]), "--help does not mention %s:\n%s", flags[i], out);
     free(out);
+}
+
+Test(cli, environment_variables_configure_and_flags_win)
+{
+    /* spec: "Configuration by flags and matching environment variables
+     * (flag wins)"; server/config.h names them BACKPROPD_*. */
+    const char *env[] = {"BACKPROPD_CORS_ORIGIN=http://env.example", "BACKPROPD_MAX_BODY=1024",
+                         NULL};
+    if (ts_daemon_start_env(&D, NULL, env) != 0)
+        cr_assert_fail("daemon did not start with %s", env[0]);
+    ts_opts g = {.origin = "http://env.example"};
+    ts_resp r;
+    ts_request(&D, "GET", "/v1/models", NULL, 0, &g, &r);
+    it_expect_status(&r, 200);
+    cr_assert_str_eq(r.acao, "http://env.example");
+    ts_resp_free(&r);
+    char *body = big_model_body(2000);
+    ts_request(&D, "POST", "/v1/models", body, 2000, NULL, &r);
+    it_expect_error(&r, 413, "payload_too_large");
+    ts_resp_free(&r);
+    ts_daemon_cleanup(&D);
+
+    const char *flags[] = {"--cors-origin", "http://flag.example", "--max-body", "100000", NULL};
+    if (ts_daemon_start_env(&D, flags, env) != 0)
+        cr_assert_fail("daemon did not start with flags and environment");
+    ts_opts f = {.origin = "http://flag.example"};
+    ts_request(&D, "GET", "/v1/models", NULL, 0, &f, &r);
+    it_expect_status(&r, 200);
+    cr_assert_str_eq(r.acao, "http://flag.example", "the flag must win over the variable");
+    ts_resp_free(&r);
+    ts_request(&D, "POST", "/v1/models", body, 2000, NULL, &r);
+    it_expect_status(&r, 201);
+    ts_resp_free(&r);
+    free(body);
 }
 
 Test(cli, bad_flag_values_exit_nonzero_naming_the_flag)

@@ -471,3 +471,97 @@ Test(train, eight_threads_predict_while_a_job_trains)
     it_expect_status(&r, 202);
     ts_resp_free(&r);
 }
+
+/* ---- what the fit rules and deletes promise ---- */
+
+Test(train, deleted_model_recreated_under_its_name_starts_fresh)
+{
+    it_start(NULL);
+    it_upload_iris("iris");
+    it_create_iris_model("iris");
+    char id[128];
+    json_decref(train_iris_job("iris", 5, 1, id, sizeof id));
+    ts_resp r;
+    it_post("/v1/models/iris/predict", "{\"inputs\":[[5.1,3.5,1.4,0.2]]}", &r);
+    it_expect_status(&r, 200); /* now the version is loaded (cached) */
+    ts_resp_free(&r);
+
+    ts_delete(&D, "/v1/models/iris", &r);
+    it_expect_status(&r, 204);
+    ts_resp_free(&r);
+    it_post("/v1/models/iris/predict", "{\"inputs\":[[5.1,3.5,1.4,0.2]]}", &r);
+    it_expect_error(&r, 404, "not_found");
+    ts_resp_free(&r);
+
+    it_create_iris_model("iris");
+    cr_assert_eq(model_version("iris"), 0);
+    get_json("/v1/models/iris/versions", &r);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "versions")), 0,
+                 "the deleted model's versions came back: %s", r.body);
+    ts_resp_free(&r);
+    /* a stale cached version must not answer for the new model */
+    it_post("/v1/models/iris/predict", "{\"inputs\":[[5.1,3.5,1.4,0.2]]}", &r);
+    it_expect_error(&r, 409, "conflict");
+    ts_resp_free(&r);
+}
+
+Test(train, sigmoid_output_with_two_classes_predicts_labels)
+{
+    it_start(NULL);
+    it_post_ok("/v1/models",
+               "{\"name\":\"bin\",\"inputs\":1,\"layers\":[{\"units\":8,\"activation\":\"tanh\"},"
+               "{\"units\":1,\"activation\":\"sigmoid\"}],\"loss\":\"binary_cross_entropy\","
+               "\"seed\":1}",
+               201);
+    /* spec: "class labels ... become ... 0/1 for a single sigmoid output
+     * with two classes" */
+    it_post_ok("/v1/datasets",
+               "{\"name\":\"sign\",\"inputs\":[[-3],[-2],[-1.5],[-1],[1],[1.5],[2],[3]],"
+               "\"labels\":[\"neg\",\"neg\",\"neg\",\"neg\",\"pos\",\"pos\",\"pos\",\"pos\"]}",
+               201);
+    char id[128];
+    it_create_job("{\"model\":\"bin\",\"dataset\":\"sign\",\"epochs\":200,\"batch_size\":8,"
+                  "\"optimizer\":{\"type\":\"adam\",\"learning_rate\":0.05},\"seed\":1}",
+                  id, sizeof id);
+    json_decref(it_wait_job(id, "succeeded", 30));
+    ts_resp r;
+    it_post("/v1/models/bin/predict", "{\"inputs\":[[-2.5],[2.5]]}", &r);
+    it_expect_status(&r, 200);
+    json_t *out = json_object_get(r.json, "outputs");
+    cr_assert_eq(json_array_size(json_array_get(out, 0)), 1, "%s", r.body);
+    json_t *labels = json_object_get(r.json, "labels");
+    cr_assert_eq(json_array_size(labels), 2, "a two-class sigmoid model is a classifier: %s",
+                 r.body);
+    cr_assert_str_eq(json_string_value(json_array_get(labels, 0)), "neg", "%s", r.body);
+    cr_assert_str_eq(json_string_value(json_array_get(labels, 1)), "pos", "%s", r.body);
+    ts_resp_free(&r);
+}
+
+Test(train, one_wide_integer_targets_train_a_softmax_output)
+{
+    it_start(NULL);
+    it_post_ok("/v1/models",
+               "{\"name\":\"k3\",\"inputs\":1,\"layers\":[{\"units\":8,\"activation\":\"relu\"},"
+               "{\"units\":3,\"activation\":\"softmax\"}],\"loss\":\"cross_entropy\"}",
+               201);
+    /* spec: "a one-wide target of integers 0…k−1 become[s] one-hot rows for
+     * a softmax output of k units" */
+    char id[128];
+    it_create_job("{\"model\":\"k3\",\"data\":{\"inputs\":[[0],[1],[2],[0],[1],[2]],"
+                  "\"targets\":[[0],[1],[2],[0],[1],[2]]},\"epochs\":3}",
+                  id, sizeof id);
+    json_decref(it_wait_job(id, "succeeded", 30));
+    ts_resp r;
+    it_post("/v1/models/k3/predict", "{\"inputs\":[[1]]}", &r);
+    it_expect_status(&r, 200);
+    cr_assert_eq(json_array_size(json_array_get(json_object_get(r.json, "outputs"), 0)), 3);
+    ts_resp_free(&r);
+    /* 3 in a 3-unit softmax is not a class index */
+    it_post("/v1/jobs",
+            "{\"model\":\"k3\",\"data\":{\"inputs\":[[0],[1]],\"targets\":[[0],[3]]},\"epochs\":1}",
+            &r);
+    cr_assert(r.status == 400 || r.status == 422, "target 3 for 3 classes -> %ld %s", r.status,
+              r.body);
+    cr_assert(ts_is_error_shape(&r));
+    ts_resp_free(&r);
+}

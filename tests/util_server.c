@@ -192,7 +192,7 @@ static void ts_scrub_env(void)
 
 /* fork + exec argv with stdout/stderr to `log` (appended).  The child gets
  * SIGTERM when the forking thread dies, so a crashed test leaves no daemon. */
-static pid_t ts_spawn(char *const *argv, const char *log, int pdeath)
+static pid_t ts_spawn(char *const *argv, const char *log, int pdeath, char *const *env, int nenv)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -214,6 +214,8 @@ static pid_t ts_spawn(char *const *argv, const char *log, int pdeath)
     close(out);
     signal(SIGPIPE, SIG_DFL);
     ts_scrub_env();
+    for (int i = 0; i < nenv; i++)
+        putenv(env[i]);
     execv(argv[0], argv);
     dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
@@ -275,7 +277,7 @@ static int ts_daemon_launch(ts_daemon *d)
         argv[n++] = d->extra[i];
     argv[n] = NULL;
 
-    d->pid = ts_spawn(argv, d->log, 1);
+    d->pid = ts_spawn(argv, d->log, 1, d->env, d->nenv);
     if (d->pid < 0) {
         d->pid = 0;
         return -1;
@@ -318,6 +320,11 @@ static int ts_daemon_launch_retry(ts_daemon *d)
 
 int ts_daemon_start(ts_daemon *d, const char *const *extra)
 {
+    return ts_daemon_start_env(d, extra, NULL);
+}
+
+int ts_daemon_start_env(ts_daemon *d, const char *const *extra, const char *const *env)
+{
     ts_global_init();
     memset(d, 0, sizeof *d);
     const char *tmp = getenv("TMPDIR");
@@ -337,6 +344,14 @@ int ts_daemon_start(ts_daemon *d, const char *const *extra)
         if (!d->extra[d->nextra])
             return -1;
         d->nextra++;
+    }
+    for (int i = 0; env && env[i]; i++) {
+        if (d->nenv == (int)(sizeof d->env / sizeof d->env[0]))
+            return -1;
+        d->env[d->nenv] = strdup(env[i]);
+        if (!d->env[d->nenv])
+            return -1;
+        d->nenv++;
     }
     return ts_daemon_launch_retry(d);
 }
@@ -392,6 +407,9 @@ void ts_daemon_cleanup(ts_daemon *d)
     for (int i = 0; i < d->nextra; i++)
         free(d->extra[i]);
     d->nextra = 0;
+    for (int i = 0; i < d->nenv; i++)
+        free(d->env[i]);
+    d->nenv = 0;
 }
 
 char *ts_daemon_log_tail(const ts_daemon *d, size_t max)
@@ -708,7 +726,7 @@ int ts_run_capture(const char *path, const char *const *args, char **out)
     for (int i = 0; args && args[i] && n < 63; i++)
         argv[n++] = (char *)args[i];
     argv[n] = NULL;
-    pid_t pid = ts_spawn(argv, tmpl, 1);
+    pid_t pid = ts_spawn(argv, tmpl, 1, NULL, 0);
     int code = -1;
     if (pid > 0) {
         double until = ts_now() + 10.0;

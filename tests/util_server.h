@@ -25,6 +25,8 @@ typedef struct {
     char base[64];               /* "http://127.0.0.1:PORT" */
     char *extra[TS_MAX_ARGS];    /* extra flags, copied (kept for restarts) */
     int nextra;
+    char *env[8];                /* "NAME=value" for the child, copied */
+    int nenv;
     int last_status;             /* wait status of the last stopped/exited child */
 } ts_daemon;
 
@@ -80,6 +82,9 @@ int ts_free_port(void);
  * is retried on another port.  0 on success; -1 otherwise (the directory
  * and log are kept for ts_daemon_log_tail until ts_daemon_cleanup). */
 int ts_daemon_start(ts_daemon *d, const char *const *extra);
+/* The same with environment variables ("NAME=value", NULL-terminated) set
+ * in the child after every inherited BACKPROPD_* variable is removed. */
+int ts_daemon_start_env(ts_daemon *d, const char *const *extra, const char *const *env);
 /* Starts again on the same database and flags (a new free port). */
 int ts_daemon_restart(ts_daemon *d);
 /* SIGTERM and wait (up to 20 s, then SIGKILL).  Returns the exit code when
