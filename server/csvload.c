@@ -47,15 +47,21 @@ struct csvload {
     uint32_t ncols, label_col, features;
 
     float *X;          /* rows x features, room for cap rows */
-    int32_t *lab;      /* per row: index into labels */
+    int32_t *lab;      /* per row: index into labels (class mode) */
+    float *Y;          /* per row: the label's value (numeric mode) */
     uint64_t cap;
     uint32_t rows;     /* complete data rows */
 
+    /* Labels are interned while they could still be classes.  Once there
+     * are more distinct values than classes allowed, the column can only
+     * be a numeric target: the values move to Y and the table is dropped,
+     * so a long regression column costs 4 bytes a row, not a table entry. */
     dq_classmap labels; /* distinct label strings, first appearance order */
     float *lab_value;   /* per distinct label: its value when numeric */
     uint8_t *lab_num;   /* per distinct label: 1 when a finite number */
     uint32_t lab_cap;
     int any_text;       /* some label is not a number: a class column */
+    int numeric;        /* numeric mode: labels go straight to Y */
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -215,12 +221,50 @@ static int ensure_row(csvload *c)
     if (!X)
         return fail(c, ERR_INTERNAL, "out of memory");
     c->X = X;
-    int32_t *lab = realloc(c->lab, (size_t)cap * sizeof *lab);
-    if (!lab)
-        return fail(c, ERR_INTERNAL, "out of memory");
-    c->lab = lab;
+    if (c->numeric) {
+        float *Y = realloc(c->Y, (size_t)cap * sizeof *Y);
+        if (!Y)
+            return fail(c, ERR_INTERNAL, "out of memory");
+        c->Y = Y;
+    } else {
+        int32_t *lab = realloc(c->lab, (size_t)cap * sizeof *lab);
+        if (!lab)
+            return fail(c, ERR_INTERNAL, "out of memory");
+        c->lab = lab;
+    }
     c->cap = cap;
     return 0;
+}
+
+/* Class mode -> numeric mode (see struct csvload); `cur` is the index of
+ * the current row's label, already interned. */
+static int to_numeric(csvload *c, uint32_t cur)
+{
+    float *Y = malloc((size_t)c->cap * sizeof *Y);
+    if (!Y)
+        return fail(c, ERR_INTERNAL, "out of memory");
+    for (uint32_t i = 0; i < c->rows; i++)
+        Y[i] = c->lab_value[c->lab[i]];
+    Y[c->rows] = c->lab_value[cur];
+    c->Y = Y;
+    free(c->lab);
+    c->lab = NULL;
+    free(c->lab_value);
+    c->lab_value = NULL;
+    free(c->lab_num);
+    c->lab_num = NULL;
+    c->lab_cap = 0;
+    dq_classmap_free(&c->labels);
+    c->numeric = 1;
+    return 0;
+}
+
+static void too_many_classes(csvload *c, uint32_t col, uint32_t max_classes)
+{
+    char name[160];
+    col_name(c, col, name, sizeof name);
+    fail(c, ERR_INVALID_ARGUMENT, "row %llu, column %u (%s): more than %u distinct classes",
+         (unsigned long long)c->row, col + 1, name, max_classes);
 }
 
 static void label_field(csvload *c, uint32_t col, const char *s, size_t len)
@@ -241,6 +285,12 @@ static void label_field(csvload *c, uint32_t col, const char *s, size_t len)
             fail(c, ERR_INVALID_ARGUMENT,
                  "row %llu, column %u (%s): a label must be UTF-8 without NUL bytes",
                  (unsigned long long)c->row, col + 1, name);
+        return;
+    }
+    if (c->numeric) {
+        /* Past max_classes distinct values: text now means too many classes. */
+        if (parse_float(s, len, &c->Y[c->rows]) < 0)
+            too_many_classes(c, col, max_classes);
         return;
     }
     uint32_t idx;
@@ -267,11 +317,11 @@ static void label_field(csvload *c, uint32_t col, const char *s, size_t len)
         if (!c->lab_num[idx])
             c->any_text = 1;
     }
-    /* Once the column is known to hold classes, their count is bounded. */
-    if (c->any_text && c->labels.n > max_classes) {
-        col_name(c, col, name, sizeof name);
-        fail(c, ERR_INVALID_ARGUMENT, "row %llu, column %u (%s): more than %u distinct classes",
-             (unsigned long long)c->row, col + 1, name, max_classes);
+    if (c->labels.n > max_classes) {
+        if (c->any_text)
+            too_many_classes(c, col, max_classes);
+        else
+            to_numeric(c, idx);
         return;
     }
     c->lab[c->rows] = (int32_t)idx;
@@ -435,7 +485,12 @@ int csvload_finish(csvload *c, ds_data **out, srv_err *e)
     float *X = realloc(c->X, (size_t)c->rows * c->features * sizeof *X);
     d->X = X ? X : c->X;
     c->X = NULL;
-    if (!c->any_text) {
+    if (c->numeric) {
+        d->target_width = 1;
+        float *Y = realloc(c->Y, (size_t)c->rows * sizeof *Y);
+        d->Y = Y ? Y : c->Y;
+        c->Y = NULL;
+    } else if (!c->any_text) {
         d->target_width = 1;
         d->Y = malloc((size_t)c->rows * sizeof *d->Y);
         if (!d->Y)
@@ -468,6 +523,7 @@ void csvload_free(csvload *c)
     dq_classmap_free(&c->labels);
     free(c->X);
     free(c->lab);
+    free(c->Y);
     free(c->lab_value);
     free(c->lab_num);
     free(c);

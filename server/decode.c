@@ -9,7 +9,6 @@
 #include "decode_internal.h"
 
 #include <float.h>
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -205,7 +204,7 @@ int dq_int(const json_t *v, const char *path, long long lo, long long hi, long l
     }
     char got[96];
     dq_describe(v, got, sizeof got);
-    if (hi == LLONG_MAX)
+    if (hi == DQ_INT_MAX)
         return err_set(e, ERR_INVALID_ARGUMENT, "%s: expected an integer >= %lld, got %s", path,
                        lo, got);
     return err_set(e, ERR_INVALID_ARGUMENT, "%s: expected an integer between %lld and %lld, got %s",

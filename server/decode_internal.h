@@ -16,6 +16,10 @@
 /* Longest class name, in bytes (core's ceiling as well). */
 #define DQ_MAX_CLASS_NAME 1024u
 
+/* The largest JSON integer (json_int_t is long long).  <limits.h> is
+ * avoided on purpose: with -Iserver it would find server/limits.h. */
+#define DQ_INT_MAX ((long long)INT64_MAX)
+
 /* Room for a field path such as "data.inputs[123456][789]". */
 #define DQ_PATH 160
 

@@ -14,7 +14,6 @@
 #include "decode.h"
 #include "decode_internal.h"
 
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -288,7 +287,7 @@ int decode_job(const json_t *body, const srv_limits *lim, json_t **params_out,
     if (ranged(body, "l2", "", 0, 0, 0, INFINITY, 0, ">= 0", &l2, e) ||
         ranged(body, "validation_split", "", 0, 0, 0, 1, 1, "with 0 <= s < 1", &split, e) ||
         dq_opt_bool(body, "shuffle", "shuffle", 1, &shuffle, e) ||
-        dq_opt_int(body, "seed", "seed", 0, LLONG_MAX, 0, &seed, e) ||
+        dq_opt_int(body, "seed", "seed", 0, DQ_INT_MAX, 0, &seed, e) ||
         choice(body, "normalize", "normalize", "normalization", norms, 2, 0, &norm, e) ||
         !(es = decode_early_stopping(json_object_get(body, "early_stopping"), lim, e)) ||
         dq_opt_bool(body, "warm_start", "warm_start", 0, &warm, e))

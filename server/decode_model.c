@@ -7,7 +7,6 @@
 #include "decode.h"
 #include "decode_internal.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,7 +206,7 @@ int decode_model(const json_t *body, const srv_limits *lim, json_t **spec_out, s
     if (enum_field(body, "init", "init", "init", INIT_LIST, parse_init, 0, &init_i, &init_given, e))
         return -1;
     long long seed;
-    if (dq_opt_int(body, "seed", "seed", 0, LLONG_MAX, 0, &seed, e))
+    if (dq_opt_int(body, "seed", "seed", 0, DQ_INT_MAX, 0, &seed, e))
         return -1;
 
     L = calloc(n, sizeof *L);

@@ -339,6 +339,25 @@ Test(csv, limits_fail_while_streaming)
     csv_expect_error("a,y\n1,x\n2,y\n3,x\n4,z\n", NULL, &l,
                      "row 5, column 2 (y): more than 2 distinct classes");
 
+    /* Past max_classes distinct values a label column can only be a
+     * numeric target (and is kept as one, 4 bytes a row); text after
+     * that means too many classes. */
+    csv_expect_error("a,y\n1,1\n2,2\n3,3\n4,x\n", NULL, &l,
+                     "row 5, column 2 (y): more than 2 distinct classes");
+    static const char *const numeric = "a,y\n1,1\n2,2.5\n3,3\n4,4\n5,2.5\n";
+    for (size_t chunk = 0; chunk < 3; chunk++) {
+        srv_err e = {0};
+        ds_data *d = NULL;
+        cr_assert_eq(csv_run(numeric, strlen(numeric), chunk, NULL, &l, &d, &e), 0, "%s", e.msg);
+        cr_expect_eq(d->rows, 5);
+        cr_expect_eq(d->target_width, 1);
+        cr_expect_null(d->labels);
+        const float want[] = {1, 2.5f, 3, 4, 2.5f};
+        for (int i = 0; i < 5; i++)
+            cr_expect_float_eq(d->Y[i], want[i], 0, "Y[%d]", i);
+        ds_data_free(d);
+    }
+
     /* A class name of more than 1024 bytes, and a field over the parser's
      * cap, fail without buffering the rest. */
     l = csv_limits();
@@ -378,4 +397,33 @@ Test(csv, errors_stick)
     cr_assert_eq(csvload_begin("y", &l, &c, &e), 0);
     cr_assert_eq(csvload_feed(c, "a,y\n1,x\n2,y\n3", 13, &e), 0);
     csvload_free(c);
+}
+
+Test(csv, many_rows_and_distinct_targets)
+{
+    /* 100k rows with all-distinct numeric labels: the matrix grows
+     * geometrically and the label column ends as a numeric target. */
+    srv_limits l = csv_limits();
+    l.max_classes = 1000;
+    size_t cap = 4u << 20, n = 0;
+    char *buf = malloc(cap);
+    n += (size_t)snprintf(buf, cap, "x1,x2,target\n");
+    for (int i = 0; i < 100000; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%d,-%d.5,%d.25\n", i, i, i);
+    srv_err e = {0};
+    ds_data *d = NULL, *c = NULL;
+    cr_assert_eq(csv_run(buf, n, 0, NULL, &l, &d, &e), 0, "%s", e.msg);
+    cr_assert_eq(csv_run(buf, n, 65536 + 3, NULL, &l, &c, &e), 0, "%s", e.msg);
+    cr_expect_eq(d->rows, 100000);
+    cr_expect_eq(d->features, 2);
+    cr_expect_eq(d->target_width, 1);
+    for (int i = 0; i < 100000; i += 9973) {
+        cr_expect_float_eq(d->X[2 * i], (float)i, 0);
+        cr_expect_float_eq(d->X[2 * i + 1], -((float)i + 0.5f), 0);
+        cr_expect_float_eq(d->Y[i], (float)(i + 0.25), 0, "Y[%d]", i);
+    }
+    csv_expect_same(d, c, "64K chunks");
+    ds_data_free(d);
+    ds_data_free(c);
+    free(buf);
 }
