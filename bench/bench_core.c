@@ -83,49 +83,15 @@ static double accuracy(const bp_model *m, const dataset *d)
 
 static int load_digits(dataset *d)
 {
-    char path[512], err[256];
-    util_table tb;
-    if (util_table_load(util_data_path("digits.csv", path, sizeof path), &tb, err, sizeof err) != 0) {
+    util_split sp;
+    char err[256];
+    if (util_digits_load(&sp, 0, err, sizeof err) != 0) {
         fprintf(stderr, "bench_core: %s\n", err);
         return -1;
     }
-    size_t n = tb.rows, in = tb.cols - 1;
-    /* seeded 80/20 split: test = ceil(0.2 n) rows as scikit-learn's */
-    uint32_t *idx = malloc(n * sizeof *idx);
-    for (size_t i = 0; i < n; i++)
-        idx[i] = (uint32_t)i;
-    bp_rng r;
-    bp_rng_seed(&r, 0);
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)bp_rng_below(&r, i);
-        uint32_t t = idx[i - 1];
-        idx[i - 1] = idx[j];
-        idx[j] = t;
-    }
-    d->n_te = (n * 2 + 9) / 10;
-    d->n_tr = n - d->n_te;
-    d->in = in;
-    d->k = 10;
-    d->Xtr = malloc(d->n_tr * in * sizeof *d->Xtr);
-    d->Ytr = calloc(d->n_tr * 10, sizeof *d->Ytr);
-    d->Xte = malloc(d->n_te * in * sizeof *d->Xte);
-    d->yte = malloc(d->n_te * sizeof *d->yte);
-    for (size_t i = 0; i < n; i++) {
-        const double *row = tb.values + (size_t)idx[i] * tb.cols;
-        int lab = (int)row[in];
-        if (i < d->n_tr) {
-            for (size_t j = 0; j < in; j++)
-                d->Xtr[i * in + j] = (bp_real)row[j];
-            d->Ytr[i * 10 + lab] = 1;
-        } else {
-            size_t t = i - d->n_tr;
-            for (size_t j = 0; j < in; j++)
-                d->Xte[t * in + j] = (bp_real)row[j];
-            d->yte[t] = (uint32_t)lab;
-        }
-    }
-    free(idx);
-    util_table_free(&tb);
+    d->n_tr = sp.n_tr, d->n_te = sp.n_te, d->in = sp.in, d->k = sp.k;
+    d->Xtr = sp.Xtr, d->Ytr = sp.Ytr, d->Xte = sp.Xte, d->yte = sp.yte;
+    free(sp.Yte), free(sp.ytr);
     return 0;
 }
 

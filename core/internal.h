@@ -172,6 +172,10 @@ void bp_opt_apply(const bp_model *m, const bp_opt_step *s, bp_real *params, bp_r
 
 /* ---- train.c ---------------------------------------------------------- */
 
+/* Sizes of the trainer's split and the threads it runs (for tests). */
+void bp_trainer_split(const bp_trainer *t, size_t *n_train, size_t *n_val);
+unsigned bp_trainer_threads(const bp_trainer *t);
+
 /* Learning rate of 0-based epoch e under cfg's schedule. */
 double bp_schedule_lr(const bp_train_config *cfg, uint32_t e);
 

@@ -700,6 +700,17 @@ uint32_t bp_trainer_epochs_run(const bp_trainer *t)
     return t ? t->epoch : 0;
 }
 
+void bp_trainer_split(const bp_trainer *t, size_t *n_train, size_t *n_val)
+{
+    *n_train = t->n_train;
+    *n_val = t->n_val;
+}
+
+unsigned bp_trainer_threads(const bp_trainer *t)
+{
+    return t->nthreads;
+}
+
 void bp_trainer_finish(bp_trainer *t)
 {
     if (t && t->cfg.patience > 0 && t->have_best)

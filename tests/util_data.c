@@ -150,3 +150,66 @@ const char *util_data_path(const char *name, char *buf, size_t len)
     snprintf(buf, len, "%s/%s", dir && *dir ? dir : "tests/data", name);
     return buf;
 }
+
+static unsigned long long splitmix(unsigned long long *x)
+{
+    unsigned long long z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+int util_digits_load(util_split *d, unsigned long long seed, char *err, size_t errlen)
+{
+    memset(d, 0, sizeof *d);
+    char path[512];
+    util_table tb;
+    if (util_table_load(util_data_path("digits.csv", path, sizeof path), &tb, err, errlen) != 0)
+        return -1;
+    if (tb.cols != 65 || strcmp(tb.names[64], "digit") != 0 || tb.rows < 10) {
+        snprintf(err, errlen, "%s: expected 64 pixel columns and a digit column", path);
+        util_table_free(&tb);
+        return -1;
+    }
+    size_t n = tb.rows, in = 64;
+    size_t *idx = malloc(n * sizeof *idx);
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    unsigned long long st = seed;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(splitmix(&st) % i);
+        size_t t = idx[i - 1];
+        idx[i - 1] = idx[j];
+        idx[j] = t;
+    }
+    d->n_te = (n * 2 + 9) / 10;
+    d->n_tr = n - d->n_te;
+    d->in = in;
+    d->k = 10;
+    d->Xtr = malloc(d->n_tr * in * sizeof *d->Xtr);
+    d->Ytr = calloc(d->n_tr * 10, sizeof *d->Ytr);
+    d->Xte = malloc(d->n_te * in * sizeof *d->Xte);
+    d->Yte = calloc(d->n_te * 10, sizeof *d->Yte);
+    d->ytr = malloc(d->n_tr * sizeof *d->ytr);
+    d->yte = malloc(d->n_te * sizeof *d->yte);
+    for (size_t i = 0; i < n; i++) {
+        const double *row = tb.values + idx[i] * tb.cols;
+        unsigned lab = (unsigned)row[in];
+        int tr = i < d->n_tr;
+        size_t r = tr ? i : i - d->n_tr;
+        float *X = tr ? d->Xtr : d->Xte, *Y = tr ? d->Ytr : d->Yte;
+        for (size_t j = 0; j < in; j++)
+            X[r * in + j] = (float)row[j];
+        Y[r * 10 + lab] = 1;
+        (tr ? d->ytr : d->yte)[r] = lab;
+    }
+    free(idx);
+    util_table_free(&tb);
+    return 0;
+}
+
+void util_split_free(util_split *d)
+{
+    free(d->Xtr), free(d->Ytr), free(d->Xte), free(d->Yte), free(d->ytr), free(d->yte);
+    memset(d, 0, sizeof *d);
+}
