@@ -35,7 +35,7 @@
 #define MAX_THREADS 256u
 /* a thread gets at least this many rows of a batch, else fewer threads run */
 #define MIN_ROWS_PER_THREAD 16u
-#define SPIN_ITERS 20000
+#define SPIN_ITERS 400 /* ~20 us of pause */
 #define YIELD_ITERS 2000
 
 enum { JOB_NONE = 0, JOB_FWD_BWD, JOB_OPT, JOB_QUIT };
