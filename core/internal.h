@@ -117,6 +117,9 @@ void bp_act_forward(bp_activation act, bp_real *Z, const bp_real *b, size_t rows
 void bp_act_backward(bp_activation act, const bp_real *H, const bp_real *mask, bp_real *D,
                      size_t rows, size_t n, bp_real *db);
 
+/* e^x in place (vectorized in the float build; for x <= 88). */
+void bp_exp_inplace(bp_real *x, size_t n);
+
 /* Output layer: Z (rows x k, without bias) becomes the activation A = f(Z+b)
  * in place.  Returns sum of the per-element/row losses already divided by
  * the loss's normalizer for `m_total` rows (so summing the returns over the

@@ -145,8 +145,8 @@ bp_status bp_train_config_check(const bp_train_config *cfg, size_t rows, char *e
         BAD("beta1 must be in [0, 1), got %g", cfg->beta1);
     if (!(cfg->beta2 >= 0 && cfg->beta2 < 1))
         BAD("beta2 must be in [0, 1), got %g", cfg->beta2);
-    if (!(isfinite(cfg->epsilon) && cfg->epsilon > 0))
-        BAD("epsilon must be a positive number, got %g", cfg->epsilon);
+    if (!(cfg->epsilon >= 1e-30 && cfg->epsilon <= 1))
+        BAD("epsilon must be between 1e-30 and 1, got %g", cfg->epsilon);
     if (!finite_nonneg(cfg->l2))
         BAD("l2 must be a non-negative number, got %g", cfg->l2);
     if ((unsigned)cfg->schedule > (unsigned)BP_SCHED_COSINE)

@@ -403,3 +403,23 @@ Test(engine, rng_known_sequence)
         cr_assert(bp_rng_below(&r, 7) < 7);
     }
 }
+
+Test(engine, vector_exp_accuracy)
+{
+    enum { N = 4001 };
+    float *x = malloc(N * sizeof *x);
+    for (int i = 0; i < N; i++)
+        x[i] = -100.0f + 188.0f * (float)i / (N - 1); /* -100 .. 88 */
+    float *y = malloc(N * sizeof *y);
+    memcpy(y, x, N * sizeof *x);
+    bp_exp_inplace(y, N);
+    for (int i = 0; i < N; i++) {
+        double want = exp((double)x[i]);
+        if (x[i] < -87.3f) {
+            cr_assert(y[i] >= 0 && y[i] < 1e-37f, "exp(%g) = %g", x[i], y[i]);
+            continue;
+        }
+        cr_assert(fabs(y[i] - want) <= 4e-7 * want, "exp(%.7g) = %.9g, want %.9g", x[i], y[i], want);
+    }
+    free(x), free(y);
+}
