@@ -133,8 +133,123 @@ static void sb_u32(sbuf *b, uint32_t v)
     sb_put(b, tmp + sizeof tmp - n, (size_t)n);
 }
 
-/* A real as jansson prints it with JSON_REAL_PRECISION(9); null when not
- * finite (JSON has no NaN). */
+/* Powers of ten exact in double (5^22 < 2^53). */
+static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* |x| * 10^s with one rounding: relative error <= 2^-53, so below 1e9 the
+ * result is within 2e-7 of the exact decimal.  0 when 10^s is not exact. */
+static int scale10(double ax, int s, double *y)
+{
+    if (s >= 0 && s < 23)
+        *y = ax * pow10_exact[s];
+    else if (s < 0 && -s < 23)
+        *y = ax / pow10_exact[-s];
+    else
+        return 0;
+    return 1;
+}
+
+/* The fast path of "%.9g" for a float value: the 9 significant digits
+ * from one double product, which is within 2e-7 of the exact decimal;
+ * when its fraction is within 1e-6 of a rounding tie, or the
+ * exponent is outside the exact table, returns -1 and the caller asks
+ * snprintf.  Otherwise writes what jansson writes (see sb_real) to s and
+ * returns its length. */
+static int real9_fast(char *s, double x)
+{
+    char *o = s;
+    double ax = fabs(x);
+    if (signbit(x))
+        *o++ = '-';
+    if (ax == 0) {
+        memcpy(o, "0.0", 3);
+        return (int)(o - s) + 3;
+    }
+    /* ax in [2^(e2-1), 2^e2): a widened float is always a normal double */
+    uint64_t bits;
+    memcpy(&bits, &ax, sizeof bits);
+    int e2 = (int)((bits >> 52) & 0x7ff) - 1022;
+    /* floor((e2 - 1) * log10(2)) (78913 / 2^18), off by at most one: the
+     * loop below corrects it */
+    int t = (e2 - 1) * 78913;
+    int e10 = t >= 0 ? t >> 18 : -((-t + 262143) >> 18);
+    double y;
+    uint64_t D = 0;
+    for (int tries = 0;; tries++) {
+        if (tries > 2 || !scale10(ax, 8 - e10, &y))
+            return -1;
+        if (y < 1e8) {
+            e10--;
+            continue;
+        }
+        if (y >= 1e9) {
+            e10++;
+            continue;
+        }
+        D = (uint64_t)y;
+        double frac = y - (double)D; /* exact: y < 2^30 */
+        if (frac > 0.5 - 1e-6 && frac < 0.5 + 1e-6)
+            return -1; /* too close to a tie to trust */
+        if (frac > 0.5)
+            D++;
+        break;
+    }
+    if (D == 1000000000u) {
+        D = 100000000u;
+        e10++;
+    }
+    char dig[9];
+    for (int i = 8; i >= 0; i--) {
+        dig[i] = (char)('0' + D % 10);
+        D /= 10;
+    }
+    int nd = 9; /* %g drops trailing zeros */
+    while (nd > 1 && dig[nd - 1] == '0')
+        nd--;
+
+    if (e10 < -4 || e10 >= 9) {
+        /* d[.ddd]e[-]X, exponent without "+" or leading zeros (jansson) */
+        *o++ = dig[0];
+        if (nd > 1) {
+            *o++ = '.';
+            memcpy(o, dig + 1, (size_t)nd - 1);
+            o += nd - 1;
+        }
+        *o++ = 'e';
+        int ex = e10;
+        if (ex < 0) {
+            *o++ = '-';
+            ex = -ex;
+        }
+        if (ex >= 10)
+            *o++ = (char)('0' + ex / 10);
+        *o++ = (char)('0' + ex % 10);
+    } else if (e10 >= 0) {
+        memcpy(o, dig, (size_t)e10 + 1);
+        o += e10 + 1;
+        *o++ = '.';
+        if (nd > e10 + 1) {
+            memcpy(o, dig + e10 + 1, (size_t)(nd - e10 - 1));
+            o += nd - e10 - 1;
+        } else {
+            *o++ = '0'; /* jansson's ".0" so it reads back as a real */
+        }
+    } else {
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = 0; i < -e10 - 1; i++)
+            *o++ = '0';
+        memcpy(o, dig, (size_t)nd);
+        o += nd;
+    }
+    return (int)(o - s);
+}
+
+/* A real as jansson prints it with JSON_REAL_PRECISION(9) ("%.9g", ".0"
+ * added when it would read back as an integer, exponents without "+" or
+ * leading zeros); null when not finite (JSON has no NaN). */
 static void sb_real(sbuf *b, double x)
 {
     if (!isfinite(x)) {
@@ -144,7 +259,12 @@ static void sb_real(sbuf *b, double x)
     if (sb_reserve(b, 32) != 0)
         return;
     char *s = b->p + b->len;
-    int n = snprintf(s, 32, "%.9g", x);
+    int n = real9_fast(s, x);
+    if (n > 0) {
+        b->len += (size_t)n;
+        return;
+    }
+    n = snprintf(s, 32, "%.9g", x);
     if (n <= 0 || n >= 28)
         return;
     if (!memchr(s, '.', (size_t)n) && !memchr(s, 'e', (size_t)n)) {

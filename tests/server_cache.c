@@ -13,7 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "cache.h"
+#include "jsonx.h"
 #include "decode.h"
 #include "limits.h"
 #include "store.h"
@@ -64,7 +66,7 @@ static void model_create(const char *name)
 
 /* Trains nothing: stores a version whose single output is the constant
  * `bias`, so a prediction tells which version answered. */
-static uint32_t version_add(const char *name, float bias)
+static uint32_t version_add_w(const char *name, float w0, float bias)
 {
     srv_err e = {0};
     json_t *body = json_pack("{s:s,s:{s:[[f,f]],s:[[f]]}}", "model", name, "data", "inputs", 0.0,
@@ -85,8 +87,9 @@ static uint32_t version_add(const char *name, float bias)
     cr_assert_eq(spec_to_arch(c.spec, &arch, &layers, &e), 0, "%s", e.msg);
     cr_assert_eq(bp_model_create(&arch, &m, NULL, 0), BP_OK);
     bp_real *p = bp_model_params_mut(m);
-    p[0] = p[1] = 0; /* W */
-    p[2] = bias;     /* b */
+    p[0] = w0; /* W */
+    p[1] = 0;
+    p[2] = bias; /* b */
     void *blob = NULL;
     size_t len = 0;
     cr_assert_eq(bp_model_save(m, &blob, &len), BP_OK);
@@ -106,6 +109,11 @@ static uint32_t version_add(const char *name, float bias)
     json_decref(params);
     json_decref(body);
     return v;
+}
+
+static uint32_t version_add(const char *name, float bias)
+{
+    return version_add_w(name, 0, bias);
 }
 
 static float predict_one(const cache_entry *ent)
@@ -265,4 +273,80 @@ Test(cache, concurrent_lookups_race_invalidations)
         cr_expect_eq(args[i].stale, 0, "thread %d: %d wrong predictions", i, args[i].stale);
     }
     cache_free(c);
+}
+
+/* The predict handler writes its body by hand for speed: it must be
+ * byte-for-byte what jansson prints with JSONX_DUMP_FLAGS.  A model whose
+ * output is its first input echoes chosen floats through the handler. */
+Test(cache, predict_handler_prints_reals_exactly_as_jansson)
+{
+    app a;
+    memset(&a, 0, sizeof a);
+    limits_default(&a.cfg.limits);
+    a.pool = pool;
+    cr_assert_eq(cache_create(pool, 16, &a.cache), 0);
+    model_create("echo");
+    version_add_w("echo", 1.0f, 0.0f);
+
+    static const float fixed[] = {0.0f, 1.0f, -1.0f, 0.5f, 0.1f, 1.0f / 3, 100.0f, 1e8f, 1e9f,
+                                  123456789.0f, 999999999.0f, 1e10f, 1e20f, 3.4e38f, -3.4e38f,
+                                  1e-4f, 1e-5f, 9.9999999e-5f, 1.17549435e-38f, 1e-30f, 1e-45f,
+                                  0.000493010273f, 16777216.0f, 2.5f, 0.125f};
+    enum { N = 4000 };
+    float *vals = malloc(N * sizeof *vals);
+    size_t nf = sizeof fixed / sizeof *fixed;
+    srand(7);
+    for (size_t i = 0; i < N; i++) {
+        if (i < nf) {
+            vals[i] = fixed[i];
+        } else {
+            union { uint32_t u; float f; } x;
+            do
+                x.u = ((uint32_t)rand() << 16) ^ (uint32_t)rand();
+            while (!isfinite(x.f));
+            /* half from every binade, half ordinary magnitudes */
+            vals[i] = (i & 1) ? x.f : (float)rand() / (float)RAND_MAX * ((i & 2) ? 1000.0f : 1.0f);
+        }
+    }
+    json_t *inputs = json_array();
+    for (size_t i = 0; i < N; i++)
+        json_array_append_new(inputs, json_pack("[f,f]", (double)vals[i], 0.0));
+    json_t *body = json_pack("{s:o}", "inputs", inputs);
+    http_req rq = {.method = "POST", .path = "/v1/models/echo/predict", .arg = "echo", .json = body};
+    http_res rs;
+    memset(&rs, 0, sizeof rs);
+    api_model_predict(&a, &rq, &rs);
+    cr_assert_eq(rs.status, 200);
+    cr_assert_not_null(rs.text);
+
+    /* jansson's own rendering of the same values */
+    json_t *outs = json_array();
+    for (size_t i = 0; i < N; i++)
+        json_array_append_new(outs, json_pack("[o]", jsonx_real(vals[i] + 0.0f)));
+    json_t *want = json_pack("{s:s,s:i,s:o}", "model", "echo", "version", 1, "outputs", outs);
+    char *w = jsonx_dump(want, NULL);
+    cr_assert_not_null(w);
+    cr_assert_eq(rs.text_len, strlen(w));
+    if (memcmp(rs.text, w, rs.text_len) != 0) {
+        size_t k = 0;
+        while (rs.text[k] == w[k])
+            k++;
+        size_t from = k > 40 ? k - 40 : 0;
+        cr_assert_fail("handler and jansson differ at byte %zu:\n%.80s\n%.80s", k, rs.text + from,
+                       w + from);
+    }
+    /* and it parses back to the same floats */
+    json_t *back = json_loadb(rs.text, rs.text_len, 0, NULL);
+    cr_assert_not_null(back);
+    for (size_t i = 0; i < N; i++) {
+        json_t *v = json_array_get(json_array_get(json_object_get(back, "outputs"), i), 0);
+        cr_assert_eq((float)json_number_value(v), vals[i] + 0.0f, "row %zu", i);
+    }
+    json_decref(back);
+    free(w);
+    json_decref(want);
+    free(rs.text);
+    json_decref(body);
+    free(vals);
+    cache_free(a.cache);
 }
