@@ -46,13 +46,13 @@
 #include "router.h"
 
 /* How long http_daemon_stop waits for in-flight requests. */
-#define STOP_GRACE_SECONDS 10
+#define STOP_GRACE_SECONDS 5
 
 /* One per running daemon: what the MHD callbacks need. */
 typedef struct http_ctx {
     app *a;
     struct MHD_Daemon *d;
-    atomic_int in_flight; /* request states alive (created .. completed) */
+    atomic_int in_flight; /* requests past their headers and not yet completed */
     atomic_int stopping;  /* set by http_daemon_stop: answer with Connection: close */
     struct http_ctx *next;
 } http_ctx;
@@ -69,6 +69,11 @@ typedef struct {
     struct timespec t0;
     char *path;           /* raw request path (no query string), owned */
     int started;          /* the first access-handler call happened */
+    int has_body;         /* Content-Length > 0 or chunked */
+    int pending;          /* an error decided on the first call, sent at the end */
+    int preflight;        /* a CORS preflight, answered at the end */
+    srv_err pend_err;
+    const char *pend_allow;
     route_match match;
     route_handler handler;
     body_kind kind;
@@ -303,6 +308,52 @@ respond_error(req_state *st, struct MHD_Connection *conn, const char *method, er
 
 /* ---- the request phases ---- */
 
+/* An error decided on the first call.  Without a body it waits for the
+ * final call, so the connection stays usable (MHD closes a connection
+ * whose response is queued before the request is complete); with a body
+ * it goes out at once and MHD discards the rest of the upload. */
+static enum MHD_Result reject_err(req_state *st, struct MHD_Connection *conn, const char *method,
+                                  const srv_err *e, const char *allow)
+{
+    st->pend_err = *e;
+    st->pend_allow = allow;
+    st->pending = 1;
+    if (!st->has_body)
+        return MHD_YES;
+    http_res rs;
+    memset(&rs, 0, sizeof rs);
+    http_res_error(&rs, &st->pend_err);
+    return respond(st, conn, method, &rs, allow, 0);
+}
+
+__attribute__((format(printf, 6, 7))) static enum MHD_Result
+reject(req_state *st, struct MHD_Connection *conn, const char *method, err_code code,
+       const char *allow, const char *fmt, ...)
+{
+    srv_err e;
+    va_list ap;
+
+    e.code = code;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+    va_end(ap);
+    return reject_err(st, conn, method, &e, allow);
+}
+
+/* The final call of a request rejected (or preflighted) on its first. */
+static enum MHD_Result request_pending(req_state *st, struct MHD_Connection *conn,
+                                       const char *method)
+{
+    http_res rs;
+    memset(&rs, 0, sizeof rs);
+    if (st->preflight) {
+        rs.status = 204;
+        return respond(st, conn, method, &rs, NULL, 1);
+    }
+    http_res_error(&rs, &st->pend_err);
+    return respond(st, conn, method, &rs, st->pend_allow, 0);
+}
+
 /* The media type of a Content-Type value ("application/json; charset=x"
  * -> is it application/json?), case-insensitive as RFC 9110 says. */
 static int media_is(const char *ctype, const char *want)
@@ -343,29 +394,9 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
     const srv_config *cfg = &ctx->a->cfg;
     const char *clen_s, *te, *ctype;
     unsigned long long clen = 0;
-    int has_len = 0, has_body;
+    int has_len = 0;
     char safe[128];
     route_id r;
-
-    r = router_match(st->path, &st->match);
-    if (r == R_NONE) {
-        safe_copy(st->path, safe, 100);
-        return respond_error(st, conn, method, ERR_NOT_FOUND,
-                             NULL, "no such endpoint: %s (see /openapi.yaml)", safe);
-    }
-    if (cfg->cors_origin[0] && strcmp(method, "OPTIONS") == 0) {
-        http_res rs;
-        memset(&rs, 0, sizeof rs);
-        rs.status = 204;
-        return respond(st, conn, method, &rs, NULL, 1);
-    }
-    st->handler = router_handler(r, method);
-    if (!st->handler) {
-        safe_copy(method, safe, 32);
-        return respond_error(st, conn, method, ERR_METHOD_NOT_ALLOWED, router_allow(r),
-                             "method %s is not allowed on %s; expected one of %s", safe,
-                             router_template(r), router_allow(r));
-    }
 
     clen_s = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
@@ -375,25 +406,45 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
         clen = strtoull(clen_s, &end, 10);
         has_len = errno == 0 && end != clen_s && *end == '\0';
     }
-    has_body = (has_len && clen > 0) || (te && !has_len);
+    st->has_body = (has_len && clen > 0) || (te && !has_len);
+
+    r = router_match(st->path, &st->match);
+    if (r == R_NONE) {
+        safe_copy(st->path, safe, 100);
+        return reject(st, conn, method, ERR_NOT_FOUND, NULL,
+                      "no such endpoint: %s (see /openapi.yaml)", safe);
+    }
+    if (cfg->cors_origin[0] && strcmp(method, "OPTIONS") == 0) {
+        st->preflight = 1;
+        if (!st->has_body)
+            return MHD_YES;
+        return request_pending(st, conn, method);
+    }
+    st->handler = router_handler(r, method);
+    if (!st->handler) {
+        safe_copy(method, safe, 32);
+        return reject(st, conn, method, ERR_METHOD_NOT_ALLOWED, router_allow(r),
+                      "method %s is not allowed on %s; expected one of %s", safe,
+                      router_template(r), router_allow(r));
+    }
     if (has_len && clen > cfg->limits.max_body)
-        return respond_error(st, conn, method, ERR_PAYLOAD_TOO_LARGE, NULL,
-                             "request body is %llu bytes; the limit is %zu bytes (--max-body)",
-                             clen, cfg->limits.max_body);
+        return reject(st, conn, method, ERR_PAYLOAD_TOO_LARGE, NULL,
+                      "request body is %llu bytes; the limit is %zu bytes (--max-body)", clen,
+                      cfg->limits.max_body);
 
     st->kind = body_kind_of(r, method);
     if (st->kind == BODY_JSON) {
         ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (r == R_DATASETS && media_is(ctype, "text/csv")) {
             st->kind = BODY_CSV;
-        } else if (!media_is(ctype, "application/json") && has_body) {
+        } else if (!media_is(ctype, "application/json") && st->has_body) {
             const char *want = r == R_DATASETS ? "application/json or text/csv" : "application/json";
             if (!ctype)
-                return respond_error(st, conn, method, ERR_UNSUPPORTED_MEDIA_TYPE, NULL,
-                                     "Content-Type: missing; expected %s", want);
+                return reject(st, conn, method, ERR_UNSUPPORTED_MEDIA_TYPE, NULL,
+                              "Content-Type: missing; expected %s", want);
             safe_copy(ctype, safe, 100);
-            return respond_error(st, conn, method, ERR_UNSUPPORTED_MEDIA_TYPE, NULL,
-                                 "Content-Type: expected %s, got \"%s\"", want, safe);
+            return reject(st, conn, method, ERR_UNSUPPORTED_MEDIA_TYPE, NULL,
+                          "Content-Type: expected %s, got \"%s\"", want, safe);
         }
     }
 
@@ -403,25 +454,21 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
         const char *label = http_query(&q, "label");
         srv_err e;
         if (!name || !*name)
-            return respond_error(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
-                                 "name: missing query parameter; a CSV upload is "
-                                 "POST /v1/datasets?name=NAME[&label=COLUMN]");
+            return reject(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
+                          "name: missing query parameter; a CSV upload is "
+                          "POST /v1/datasets?name=NAME[&label=COLUMN]");
         if (!name_valid(name)) {
             safe_copy(name, safe, 100);
-            return respond_error(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
-                                 "name: expected 1 to 64 characters matching "
-                                 "[A-Za-z0-9][A-Za-z0-9._-]*, got \"%s\"",
-                                 safe);
+            return reject(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
+                          "name: expected 1 to 64 characters matching "
+                          "[A-Za-z0-9][A-Za-z0-9._-]*, got \"%s\"",
+                          safe);
         }
         if (label && !*label)
-            return respond_error(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
-                                 "label: expected the name of a column, got an empty value");
-        if (csvload_begin(label, &cfg->limits, &st->csv, &e) != 0) {
-            http_res rs;
-            memset(&rs, 0, sizeof rs);
-            http_res_error(&rs, &e);
-            return respond(st, conn, method, &rs, NULL, 0);
-        }
+            return reject(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
+                          "label: expected the name of a column, got an empty value");
+        if (csvload_begin(label, &cfg->limits, &st->csv, &e) != 0)
+            return reject_err(st, conn, method, &e, NULL);
     }
     return MHD_YES;
 }
@@ -577,7 +624,6 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     st->path[n] = '\0';
     st->ctx = ctx;
     clock_gettime(CLOCK_MONOTONIC, &st->t0);
-    atomic_fetch_add(&ctx->in_flight, 1);
     return st;
 }
 
@@ -596,7 +642,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (st->csv)
         csvload_free(st->csv);
     free(st->path);
-    atomic_fetch_sub(&st->ctx->in_flight, 1);
+    if (st->started)
+        atomic_fetch_sub(&st->ctx->in_flight, 1);
     free(st);
 }
 
@@ -613,14 +660,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!st)
         return MHD_NO; /* on_uri ran out of memory: drop the connection */
     if (!st->started) {
+        /* Counted from here, not from on_uri: a client that stalls in its
+         * headers must not hold up shutdown. */
         st->started = 1;
+        atomic_fetch_add(&st->ctx->in_flight, 1);
         return request_begin(st, conn, method);
     }
     if (*upload_data_size) {
-        request_data(st, upload_data, *upload_data_size);
+        /* Only a body MHD did not announce can reach a rejected request. */
+        if (!st->pending && !st->preflight)
+            request_data(st, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (st->pending || st->preflight)
+        return request_pending(st, conn, method);
     return request_end(st, conn, method);
 }
 
@@ -634,7 +688,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    log_msg(LOG_WARN, "libmicrohttpd: %s", msg);
+    /* What clients do wrong (malformed requests, hang-ups) is routine on a
+     * public port: debug.  Everything else (sockets, threads, limits): warn. */
+    if (strstr(msg, "remote side") || strstr(msg, "malformed") || strstr(msg, "Request malformed") ||
+        strstr(msg, "timed out") || strstr(msg, "incomplete") || strstr(msg, "reset by peer"))
+        log_msg(LOG_DEBUG, "libmicrohttpd: %s", msg);
+    else
+        log_msg(LOG_WARN, "libmicrohttpd: %s", msg);
 }
 
 /* ---- the daemon ---- */

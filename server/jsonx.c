@@ -33,16 +33,25 @@ char *jsonx_dump(const json_t *v, size_t *len)
 
 void jsonx_now(char *buf, size_t len)
 {
+    /* gmtime_r + strftime cost more than the rest of a request log line;
+     * each thread formats the seconds once per second. */
+    static __thread time_t cached_sec = (time_t)-1;
+    static __thread char cached[24];
     struct timespec ts;
-    struct tm tm;
-    char head[32];
+    long ms;
 
     if (!buf || len == 0)
         return;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(head, sizeof head, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, len, "%s.%03ldZ", head, ts.tv_nsec / 1000000L);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_sec = ts.tv_sec;
+    }
+    ms = ts.tv_nsec / 1000000L;
+    snprintf(buf, len, "%s.%c%c%cZ", cached, (char)('0' + ms / 100), (char)('0' + ms / 10 % 10),
+             (char)('0' + ms % 10));
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when the byte at s
@@ -119,4 +128,62 @@ json_t *jsonx_string(const char *s)
     j = json_stringn(buf, (size_t)(w - buf));
     free(buf);
     return j;
+}
+
+size_t jsonx_escape(char *out, size_t cap, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t w = 0;
+
+    if (cap < 3) {
+        if (cap)
+            out[0] = '\0';
+        return 0;
+    }
+    out[w++] = '"';
+    /* Keep room for the closing quote and the NUL. */
+    while (*p) {
+        char tmp[8];
+        size_t n = 0, adv = 1;
+        unsigned c = *p;
+        if (c == '"' || c == '\\') {
+            tmp[n++] = '\\';
+            tmp[n++] = (char)c;
+        } else if (c == '\n') {
+            tmp[n++] = '\\';
+            tmp[n++] = 'n';
+        } else if (c == '\t') {
+            tmp[n++] = '\\';
+            tmp[n++] = 't';
+        } else if (c == '\r') {
+            tmp[n++] = '\\';
+            tmp[n++] = 'r';
+        } else if (c < 0x20 || c == 0x7f) {
+            memcpy(tmp, "\\u00", 4);
+            tmp[4] = hex[c >> 4];
+            tmp[5] = hex[c & 15];
+            n = 6;
+        } else if (c < 0x80) {
+            tmp[n++] = (char)c;
+        } else {
+            adv = utf8_seq_len(p);
+            if (adv) {
+                memcpy(tmp, p, adv);
+                n = adv;
+            } else {
+                memcpy(tmp, "\\ufffd", 6);
+                n = 6;
+                adv = 1;
+            }
+        }
+        if (w + n + 2 > cap)
+            break;
+        memcpy(out + w, tmp, n);
+        w += n;
+        p += adv;
+    }
+    out[w++] = '"';
+    out[w] = '\0';
+    return w;
 }

@@ -363,6 +363,32 @@ Test(jsonx, strings_from_invalid_utf8_are_repaired)
     json_decref(j);
 }
 
+Test(jsonx, escape_matches_what_a_json_parser_reads_back)
+{
+    static const char *const in[] = {"plain", "q\"b\\s/", "ctl\x01\x1f\x7f\n\t\r",
+                                      "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80", "bad\xff\xC3", ""};
+    static const char *const want[] = {"plain", "q\"b\\s/", "ctl\x01\x1f\x7f\n\t\r",
+                                        "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80",
+                                        "bad\xEF\xBF\xBD\xEF\xBF\xBD", ""};
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+        char buf[128];
+        size_t n = jsonx_escape(buf, sizeof buf, in[i]);
+        cr_expect_eq(n, strlen(buf));
+        json_error_t err;
+        json_t *j = json_loads(buf, JSON_DECODE_ANY, &err);
+        cr_assert_not_null(j, "case %zu: %s is not a JSON string (%s)", i, buf, err.text);
+        cr_expect_str_eq(json_string_value(j), want[i], "case %zu", i);
+        json_decref(j);
+    }
+    /* Too long: cut at a character boundary, still a valid literal. */
+    char small[8];
+    jsonx_escape(small, sizeof small, "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC");
+    json_t *j = json_loads(small, JSON_DECODE_ANY, NULL);
+    cr_assert_not_null(j, "%s", small);
+    cr_expect_str_eq(json_string_value(j), "\xE2\x82\xAC");
+    json_decref(j);
+}
+
 Test(log, levels_parse)
 {
     cr_expect_eq(log_level_parse("debug"), LOG_DEBUG);
