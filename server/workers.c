@@ -294,6 +294,11 @@ static void job_run(workers_slot *slot, store_claim *c)
         job_end(w, id, "failed", msg);
         goto out;
     }
+    if (atomic_load(&slot->user_cancel)) {
+        /* asked for after the last batch: the caller was told it would end cancelled */
+        job_end(w, id, "cancelled", NULL);
+        goto out;
+    }
     if (!have_epoch) {
         job_end(w, id, "failed", "training ran no epoch");
         goto out;
