@@ -106,3 +106,6 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Hardening targets (fuzzing, load test) live in their own makefiles.
+-include mk/*.mk
