@@ -33,10 +33,19 @@
 #include <zlib.h>
 
 #define MAX_THREADS 256u
-/* a thread gets at least this many rows of a batch, else fewer threads run */
+/* A thread gets at least this many rows of a batch and this much arithmetic
+ * per step, else fewer threads run: below that the two barriers of a step
+ * and the thinner GEMMs cost more than they save (measured on digits,
+ * 64-128-64-10 at batch 32 = 2.8 MFLOP a step: 2 threads ran at about half
+ * the 1-thread speed on a busy 2-core machine), and spinning helpers only
+ * steal time from other jobs. */
 #define MIN_ROWS_PER_THREAD 16u
-#define SPIN_ITERS 400 /* ~20 us of pause */
-#define YIELD_ITERS 2000
+#define MIN_FLOPS_PER_THREAD 4e6
+/* Waiting at a barrier: spin (~20 us of pause), then yield a few times, then
+ * block on a condition variable.  Blocking early matters on a busy machine:
+ * a thread that keeps yielding burns the time slice its partner needs. */
+#define SPIN_ITERS 400
+#define YIELD_ITERS 20
 
 enum { JOB_NONE = 0, JOB_FWD_BWD, JOB_OPT, JOB_QUIT };
 
@@ -79,9 +88,11 @@ struct bp_trainer {
     int job;
     _Alignas(64) atomic_uint gen;
     _Alignas(64) atomic_uint done_count;
-    _Alignas(64) atomic_int sleepers;
+    _Alignas(64) atomic_int sleepers;  /* helpers blocked waiting for work */
+    atomic_int main_sleeping;          /* the caller blocked waiting for helpers */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;                 /* work posted */
+    pthread_cond_t cv_done;            /* helpers finished */
     int sync_ready;
 };
 
@@ -256,7 +267,12 @@ static void *helper_main(void *arg)
         if (job == JOB_QUIT)
             break;
         run_job(t, w->id, job);
-        atomic_fetch_add_explicit(&t->done_count, 1, memory_order_release);
+        atomic_fetch_add(&t->done_count, 1); /* seq_cst: pairs with main_sleeping */
+        if (atomic_load(&t->main_sleeping)) {
+            pthread_mutex_lock(&t->mu);
+            pthread_cond_signal(&t->cv_done);
+            pthread_mutex_unlock(&t->mu);
+        }
     }
     return NULL;
 }
@@ -281,11 +297,47 @@ static void run_all(bp_trainer *t, int job)
     run_job(t, 0, job);
     unsigned want = t->nthreads - 1, spins = 0;
     while (atomic_load_explicit(&t->done_count, memory_order_acquire) != want) {
-        if (++spins < SPIN_ITERS)
+        if (spins < SPIN_ITERS) {
+            spins++;
             cpu_relax();
-        else
+        } else if (spins < SPIN_ITERS + YIELD_ITERS) {
+            spins++;
             sched_yield();
+        } else {
+            pthread_mutex_lock(&t->mu);
+            atomic_store(&t->main_sleeping, 1);
+            while (atomic_load(&t->done_count) != want)
+                pthread_cond_wait(&t->cv_done, &t->mu);
+            atomic_store(&t->main_sleeping, 0);
+            pthread_mutex_unlock(&t->mu);
+        }
     }
+}
+
+/* Training FLOPs of one row: forward, weight gradient, input gradient. */
+static double flops_per_row(const bp_model *m)
+{
+    double s = 0;
+    for (uint32_t l = 0; l < m->arch.n_layers; l++)
+        s += 6.0 * (double)bp_fan_in(m, l) * (double)m->layers[l].units;
+    return s;
+}
+
+/* Threads worth using for a batch of `rows` rows, at most `cap`. */
+static unsigned useful_threads(const bp_model *m, size_t rows, unsigned cap)
+{
+    double a = (double)(rows / MIN_ROWS_PER_THREAD);
+    double b = floor(flops_per_row(m) * (double)rows / MIN_FLOPS_PER_THREAD);
+    if (b < a)
+        a = b;
+    if (a > cap)
+        a = cap;
+    return a < 1 ? 1 : (unsigned)a;
+}
+
+static unsigned threads_for(const bp_trainer *t, size_t rows)
+{
+    return useful_threads(t->m, rows, t->nthreads);
 }
 
 /* ---- create / free ---------------------------------------------------------------- */
@@ -319,6 +371,7 @@ void bp_trainer_free(bp_trainer *t)
     if (t->sync_ready) {
         pthread_mutex_destroy(&t->mu);
         pthread_cond_destroy(&t->cv);
+        pthread_cond_destroy(&t->cv_done);
     }
     if (t->mask)
         for (uint32_t l = 0; l < t->m->arch.n_layers; l++)
@@ -489,11 +542,7 @@ bp_status bp_trainer_create(bp_model *m, const bp_train_config *cfg, const bp_re
         }
 
     /* threads and their workspaces */
-    unsigned nt = cfg->threads;
-    if (nt > bs / MIN_ROWS_PER_THREAD)
-        nt = (unsigned)(bs / MIN_ROWS_PER_THREAD);
-    if (nt < 1)
-        nt = 1;
+    unsigned nt = useful_threads(m, bs, cfg->threads);
     t->nthreads = nt;
     t->w = aligned_alloc(64, ((nt * sizeof *t->w + 63) / 64) * 64);
     t->grads = calloc(nt, sizeof *t->grads);
@@ -519,10 +568,16 @@ bp_status bp_trainer_create(bp_model *m, const bp_train_config *cfg, const bp_re
             pthread_mutex_destroy(&t->mu);
             goto nomem;
         }
+        if (pthread_cond_init(&t->cv_done, NULL) != 0) {
+            pthread_cond_destroy(&t->cv);
+            pthread_mutex_destroy(&t->mu);
+            goto nomem;
+        }
         t->sync_ready = 1;
         atomic_init(&t->gen, 0);
         atomic_init(&t->done_count, 0);
         atomic_init(&t->sleepers, 0);
+        atomic_init(&t->main_sleeping, 0);
         for (unsigned i = 1; i < nt; i++) {
             if (pthread_create(&t->w[i].th, NULL, helper_main, &t->w[i]) != 0) {
                 bp_trainer_free(t);
@@ -573,13 +628,6 @@ static void make_masks(bp_trainer *t, size_t rows)
     }
 }
 
-static unsigned threads_for(const bp_trainer *t, size_t rows)
-{
-    size_t a = rows / MIN_ROWS_PER_THREAD;
-    if (a > t->nthreads)
-        a = t->nthreads;
-    return a < 1 ? 1 : (unsigned)a;
-}
 
 static size_t acc_units(const bp_trainer *t)
 {

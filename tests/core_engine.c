@@ -3,6 +3,7 @@
  * forward and SGD step, softmax, initialization, the GEMM seam, inference,
  * architecture errors, names.
  */
+#include <cblas.h>
 #include <criterion/criterion.h>
 
 #include <math.h>
@@ -11,6 +12,13 @@
 
 #include "bp.h"
 #include "internal.h"
+
+/* The trainer brings its own threads: OpenBLAS stays single-threaded in this
+ * process, as the engine's callers must arrange (bp.h, core/gemm.c). */
+__attribute__((constructor)) static void one_blas_thread(void)
+{
+    openblas_set_num_threads(1);
+}
 
 static bp_model *make(uint32_t in, uint32_t n, const bp_layer_spec *layers, bp_loss loss,
                       bp_init init, uint64_t seed)
