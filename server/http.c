@@ -117,6 +117,27 @@ static void safe_copy(const char *s, char *out, size_t cap)
         out[w < cap ? w : cap - 1] = '\0';
 }
 
+/* A percent-decoded query key or value holding a NUL byte ("?name=a%00b")
+ * would reach the handlers as a C string cut at the NUL ("a"), so such a
+ * request is refused instead of served under the shorter value. */
+typedef struct {
+    int found;
+    char key[72];
+} query_nul;
+
+static enum MHD_Result query_nul_check(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       size_t key_size, const char *value, size_t value_size)
+{
+    query_nul *q = cls;
+    (void)kind;
+    if ((key && strlen(key) != key_size) || (value && strlen(value) != value_size)) {
+        q->found = 1;
+        safe_copy(key, q->key, sizeof q->key);
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
 const char *http_query(const http_req *rq, const char *key)
 {
     if (!rq || !rq->conn || !key)
@@ -427,6 +448,11 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
                       "method %s is not allowed on %s; expected one of %s", safe,
                       router_template(r), router_allow(r));
     }
+    query_nul qn = {0};
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, query_nul_check, &qn);
+    if (qn.found)
+        return reject(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
+                      "query parameter \"%s\": contains a NUL byte (%%00)", qn.key);
     if (has_len && clen > cfg->limits.max_body)
         return reject(st, conn, method, ERR_PAYLOAD_TOO_LARGE, NULL,
                       "request body is %llu bytes; the limit is %zu bytes (--max-body)", clen,
