@@ -106,6 +106,8 @@ int fit_targets(const ds_data *d, const bp_arch *arch, float **Y, srv_err *e)
     const bp_layer_spec *out = &arch->layers[arch->n_layers - 1];
     const uint32_t U = out->units;
     const size_t rows = d->rows;
+    if (d->target_width && !d->Y)
+        return err_set(e, ERR_INTERNAL, "dataset targets are missing");
     if (rows && U > SIZE_MAX / sizeof(float) / rows)
         return err_set(e, ERR_INTERNAL, "out of memory");
     float *y = calloc(rows * U > 0 ? rows * U : 1, sizeof *y);
