@@ -90,6 +90,8 @@ test: all $(TEST_BINS)
 	@sh tests/run.sh $(TEST_BINS)
 
 asan:
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(MAKE) BUILD=build/asan SAN=1 OPT=-O1 test
 
 bench: all $(BENCH_BIN)
