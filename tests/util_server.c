@@ -550,6 +550,8 @@ int ts_request(const ts_daemon *d, const char *method, const char *path, const v
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, ts_on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+    if (o->path_as_is)
+        curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
 
     /* No "Expect: 100-continue" pause; the tests want the plain exchange. */
     h = curl_slist_append(h, "Expect:");

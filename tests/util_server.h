@@ -53,6 +53,7 @@ typedef struct {
     const char *origin;          /* an Origin header */
     const char *const *headers;  /* extra "Name: value" headers, NULL-terminated */
     long timeout_ms;             /* 0: 10000 */
+    int path_as_is;              /* send "/.." and "/./" segments as written */
 } ts_opts;
 
 /* Once per process, before any thread: curl_global_init. Idempotent. */
