@@ -1,0 +1,208 @@
+/*
+ * fuzz_csv.c - libFuzzer harness for the streaming CSV loader (csvload.c),
+ * fed the way http.c feeds it: csvload_begin, csvload_feed per chunk of the
+ * body as it arrives, csvload_finish, csvload_free.
+ *
+ * Input layout:
+ *   byte 0       seeds the chunk sizes (a small xorshift over it)
+ *   then         if a NUL byte follows within 80 bytes: the label column's
+ *                name (the ?label= query value; empty means none, as http.c
+ *                rejects an empty one before csvload sees it), then the CSV;
+ *                otherwise all of it is the CSV and the label is the last
+ *                column.
+ *
+ * Checks besides "no crash, no leak, no UB": the result does not depend on
+ * how the body was cut into chunks (the same CSV fed whole and in varying
+ * chunks gives the same data set, or the same error), a failure carries a
+ * 4xx code and a message err_to_json can encode, and a data set respects
+ * the limits and has the shape it claims.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csvload.h"
+#include "dataset.h"
+#include "errors.h"
+#include "limits.h"
+
+#define LABEL_MAX 80
+
+static srv_limits g_lim;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    limits_default(&g_lim);
+    g_lim.max_features = 128;
+    g_lim.max_cells = 1u << 15;
+    g_lim.max_classes = 32;
+    g_lim.max_body = 1u << 20;
+    return 0;
+}
+
+static void fuzz_fail(const char *what, const char *detail)
+{
+    fprintf(stderr, "fuzz_csv: invariant broken: %s%s%s\n", what, detail ? ": " : "",
+            detail ? detail : "");
+    abort();
+}
+
+static void check_error(const srv_err *e)
+{
+    int st = err_http_status(e->code);
+    if (e->code == ERR_NONE || st < 400 || st > 499)
+        fuzz_fail("csvload", "failure without a 4xx code");
+    if (!memchr(e->msg, '\0', sizeof e->msg) || e->msg[0] == '\0')
+        fuzz_fail("csvload", "empty or unterminated error message");
+    json_t *j = err_to_json(e);
+    if (!j)
+        fuzz_fail("csvload: err_to_json failed (message not valid UTF-8?)", e->msg);
+    json_decref(j);
+}
+
+static void check_data(const ds_data *d)
+{
+    if (!d || d->rows == 0 || d->features == 0 || !d->X)
+        fuzz_fail("csvload", "empty data set accepted");
+    if (d->features > g_lim.max_features || (uint64_t)d->rows * d->features > g_lim.max_cells)
+        fuzz_fail("csvload", "data set over the limits");
+    for (size_t i = 0; i < (size_t)d->rows * d->features; i++)
+        if (!isfinite(d->X[i]))
+            fuzz_fail("csvload", "non-finite feature accepted");
+    if (d->target_width > 0) {
+        if (!d->Y || d->labels)
+            fuzz_fail("csvload", "numeric target without Y");
+        for (size_t i = 0; i < (size_t)d->rows * d->target_width; i++)
+            if (!isfinite(d->Y[i]))
+                fuzz_fail("csvload", "non-finite target accepted");
+    } else {
+        if (!d->labels || !d->class_names || d->n_classes == 0 ||
+            d->n_classes > g_lim.max_classes)
+            fuzz_fail("csvload", "class column without labels, names or within limits");
+        for (uint32_t i = 0; i < d->rows; i++)
+            if (d->labels[i] < 0 || (uint32_t)d->labels[i] >= d->n_classes)
+                fuzz_fail("csvload", "label index out of range");
+        for (uint32_t i = 0; i < d->n_classes; i++)
+            if (!d->class_names[i] || !d->class_names[i][0])
+                fuzz_fail("csvload", "NULL or empty class name");
+    }
+}
+
+/* One run of the loader over csv[0..n) cut into chunks; seed 0 = whole. */
+static int load(const char *label, const uint8_t *csv, size_t n, unsigned seed, ds_data **out,
+                srv_err *e)
+{
+    csvload *c = NULL;
+    *out = NULL;
+    memset(e, 0, sizeof *e);
+    if (csvload_begin(label, &g_lim, &c, e) != 0) {
+        check_error(e);
+        return -1;
+    }
+    int failed = 0;
+    size_t off = 0;
+    uint32_t x = seed * 2654435761u + 1;
+    while (off < n) {
+        size_t len = n - off;
+        if (seed) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            /* Mostly tiny chunks (cuts inside fields, quotes, CRLF), some
+             * empty ones, now and then a large one. */
+            size_t want = (x & 7) == 0 ? (x >> 8) % 512 : (x >> 8) % 5;
+            if (want < len)
+                len = want;
+        }
+        srv_err fe = {0};
+        if (csvload_feed(c, (const char *)csv + off, len, &fe) != 0) {
+            check_error(&fe);
+            if (!failed)
+                *e = fe;
+            failed = 1;
+            /* http.c stops feeding after the first error; keep feeding
+             * here once to check it keeps failing with that error. */
+            srv_err again = {0};
+            if (csvload_feed(c, "x", 1, &again) == 0)
+                fuzz_fail("csvload_feed", "succeeded after an error");
+            break;
+        }
+        off += len;
+    }
+    int rc = -1;
+    if (failed) {
+        /* http.c answers with the feed error and never calls finish. */
+    } else if (csvload_finish(c, out, e) == 0) {
+        check_data(*out);
+        rc = 0;
+    } else {
+        check_error(e);
+        if (*out)
+            fuzz_fail("csvload_finish", "failed but set *out");
+    }
+    csvload_free(c);
+    return rc;
+}
+
+static int same_data(const ds_data *a, const ds_data *b)
+{
+    if (a->rows != b->rows || a->features != b->features || a->target_width != b->target_width ||
+        a->n_classes != b->n_classes)
+        return 0;
+    if (memcmp(a->X, b->X, (size_t)a->rows * a->features * sizeof *a->X) != 0)
+        return 0;
+    if (a->target_width)
+        return memcmp(a->Y, b->Y, (size_t)a->rows * a->target_width * sizeof *a->Y) == 0;
+    if (memcmp(a->labels, b->labels, (size_t)a->rows * sizeof *a->labels) != 0)
+        return 0;
+    for (uint32_t i = 0; i < a->n_classes; i++)
+        if (strcmp(a->class_names[i], b->class_names[i]) != 0)
+            return 0;
+    return 1;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    unsigned seed = data[0] | 0x100u; /* never 0: 0 means "one chunk" */
+    data++;
+    size--;
+
+    char labelbuf[LABEL_MAX + 1];
+    const char *label = NULL;
+    const uint8_t *nul = memchr(data, '\0', size < LABEL_MAX ? size : LABEL_MAX);
+    if (nul) {
+        size_t ln = (size_t)(nul - data);
+        memcpy(labelbuf, data, ln);
+        labelbuf[ln] = '\0';
+        if (ln > 0)
+            label = labelbuf;
+        size -= ln + 1;
+        data = nul + 1;
+    }
+
+    ds_data *whole = NULL, *chunked = NULL;
+    srv_err ew, ec;
+    int rw = load(label, data, size, 0, &whole, &ew);
+    int rc = load(label, data, size, seed, &chunked, &ec);
+    if (rw != rc)
+        fuzz_fail("csvload: chunking changes the outcome", rw == 0 ? ec.msg : ew.msg);
+    if (rw == 0 && !same_data(whole, chunked))
+        fuzz_fail("csvload", "chunking changes the data set");
+    if (rw != 0 && (ew.code != ec.code || strcmp(ew.msg, ec.msg) != 0)) {
+        fprintf(stderr, "whole:   %s\nchunked: %s\n", ew.msg, ec.msg);
+        fuzz_fail("csvload", "chunking changes the error");
+    }
+    ds_data_free(whole);
+    ds_data_free(chunked);
+    return 0;
+}
