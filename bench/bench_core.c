@@ -273,8 +273,6 @@ int main(int argc, char **argv)
             return 1;
         if (want_digits)
             bench_train("train_digits", &d, dl, 3, 50, 32, 1, 1, 5);
-        if (want_digits && getenv("BENCH_DIGITS_T2"))
-            bench_train("train_digits", &d, dl, 3, 50, 32, 1, 2, 5);
         if (want_predict)
             bench_predict_row("predict_digits_row", &d, dl, 3);
         free_ds(&d);

@@ -141,6 +141,7 @@ static void adam(bp_real *w, bp_real *m, bp_real *v, const bp_real *g0, const bp
                  size_t n, const adam_k *k)
 {
 #ifndef BP_DOUBLE
+    __builtin_cpu_init(); /* idempotent; safe even if called from a constructor */
     if (__builtin_cpu_supports("avx512f")) {
         adam_avx512(w, m, v, g0, g1, n, k);
         return;
