@@ -114,7 +114,8 @@ int main(int argc, char **argv)
             return 1;
         }
         if (n > 0)
-            log_msg(LOG_WARN, "%d job(s) were running when the daemon stopped; marked failed", n);
+            log_msg(LOG_WARN, "%d job(s) were running when the daemon stopped; they resume "
+                    "from their last checkpoint", n);
     }
     if (cache_create(a.pool, CACHE_ENTRIES, &a.cache) != 0) {
         log_msg(LOG_ERROR, "out of memory creating the prediction cache");

@@ -93,10 +93,15 @@ typedef struct {
     char model[65];
     json_t *params;     /* canonical params (owned) */
     json_t *spec;       /* the model's canonical spec (owned) */
+    int resumed;        /* a running job taken up again after a restart */
+    uint32_t base_version; /* warm_start: the version to start from (0: none) */
 } store_claim;
 
-/* Oldest queued job → running (started_at set).  Returns 1 and fills *c,
- * 0 when nothing is queued, -1 on error.  store_claim_clear frees it. */
+/* A job interrupted by a restart (running, waiting to resume) is taken
+ * first, oldest first, and stays running; otherwise the oldest queued job
+ * → running (started_at set; a warm_start job records the model's latest
+ * version as its base_version).  Returns 1 and fills *c, 0 when nothing
+ * is waiting, -1 on error.  store_claim_clear frees it. */
 int store_job_claim(store *s, store_claim *c, srv_err *e);
 void store_claim_clear(store_claim *c);
 /* The data a job trains on (its dataset or its inline data). */
@@ -112,9 +117,32 @@ int store_job_succeed(store *s, const char *id, const char *model, const void *b
                       const bp_epoch_metrics *last, uint32_t *version_out, srv_err *e);
 /* Ends a job as "failed" (with error) or "cancelled" (error NULL). */
 int store_job_end(store *s, const char *id, const char *status, const char *error, srv_err *e);
-/* At start-up: running jobs → failed "interrupted by server restart".
- * Returns how many. */
+/* At start-up, for jobs found running (the daemon crashed, was killed or
+ * stopped): a cancel that was requested → cancelled at once (no version);
+ * every other one stays running and waits to be resumed by the next claim
+ * (from its checkpoint, if any).  Checkpoints of ended jobs are dropped.
+ * Returns how many jobs will resume. */
 int store_recover_running(store *s, srv_err *e);
+
+/* ---- checkpoints (store_checkpoint.c) ---- */
+/* store_job_epoch plus the trainer's state (bp_trainer_save_state) as the
+ * job's checkpoint, replacing the previous one, in the same transaction.
+ * best_epoch: the epoch whose metrics a version would keep (0: none). */
+int store_job_epoch_checkpoint(store *s, const char *id, const bp_epoch_metrics *m,
+                               uint32_t epochs, const void *state, size_t len,
+                               uint32_t best_epoch, srv_err *e);
+/* The job's checkpoint: 1 and *state (malloc()'d) / *len / *epoch /
+ * *best_epoch filled, 0 when it has none, -1 on error. */
+int store_job_checkpoint_load(store *s, const char *id, void **state, size_t *len,
+                              uint32_t *epoch, uint32_t *best_epoch, srv_err *e);
+/* Before a resumed job runs again from `epoch` (0: from scratch): deletes
+ * its metrics rows and any checkpoint after that epoch, and sets the job's
+ * epoch and latest values to those of that epoch, in one transaction. */
+int store_job_rewind(store *s, const char *id, uint32_t epoch, srv_err *e);
+/* One recorded epoch of a job (non-finite values come back as NaN);
+ * ERR_NOT_FOUND when that row does not exist. */
+int store_job_epoch_get(store *s, const char *id, uint32_t epoch, bp_epoch_metrics *out,
+                        srv_err *e);
 /* Counts by status for /metrics: queued, running, succeeded, failed, cancelled. */
 int store_job_counts(store *s, long counts[5], srv_err *e);
 /* Number of queued jobs. */

@@ -84,6 +84,23 @@ typedef enum {
     Q_JOB_RECOVER,
     Q_JOB_COUNTS,
     Q_JOB_QUEUED,
+    /* resume and checkpoints: their SQL lives in store_checkpoint.c and
+     * they are prepared with store_ck_stmt, never store_stmt */
+    Q_CK_PUT,
+    Q_CK_GET,
+    Q_CK_DELETE,
+    Q_CK_DELETE_AFTER,
+    Q_CK_DELETE_ENDED,
+    Q_CK_METRICS_TRIM,
+    Q_CK_METRIC_GET,
+    Q_CK_JOB_REWIND,
+    Q_CK_RECOVER_CANCEL,
+    Q_CK_RECOVER_RESUME,
+    Q_CK_OLDEST_RESUMABLE,
+    Q_CK_RESUME_CLAIM,
+    Q_CK_CANCEL_WAITING,
+    Q_CK_SET_BASE,
+    Q_CK_LATEST_VERSION,
     Q__COUNT
 } store_q;
 
@@ -96,6 +113,16 @@ struct store {
 /* The statement for q, reset and with its bindings cleared, ready to bind;
  * NULL (and *e set) when it cannot be prepared. */
 sqlite3_stmt *store_stmt(struct store *s, store_q q, srv_err *e);
+/* The same for the Q_CK_* statements (store_checkpoint.c holds their SQL). */
+sqlite3_stmt *store_ck_stmt(struct store *s, store_q q, srv_err *e);
+/* Deletes a job's checkpoint inside the caller's transaction (a job that
+ * ends keeps none). */
+int store_ck_delete(struct store *s, const char *id, srv_err *e);
+/* store_job_epoch's writes (the job's latest values, then the metrics
+ * row) inside the caller's transaction; ERR_CONFLICT when the job is not
+ * running. */
+int store_job_epoch_in_tx(struct store *s, const char *id, const bp_epoch_metrics *m,
+                          uint32_t epochs, srv_err *e);
 /* Resets a statement after use so it holds no read lock or blob pointer. */
 void store_done(sqlite3_stmt *st);
 

@@ -4,6 +4,12 @@
  * data a job trains on, and the end of a job (a new model version on
  * success, atomically), plus the restart rule and the counts for /metrics.
  *
+ * Restart rule (resume): a job found running at start-up stays running
+ * with resume = 1 until the next claim takes it up again, before any
+ * queued job; a cancel asked for before the crash ends it cancelled.  The
+ * checkpoints themselves are store_checkpoint.c's; a job that ends (any
+ * way) loses its checkpoint in the transaction that ends it.
+ *
  * Job ids are opaque: "j_" and 20 lowercase hex digits from libsodium.
  */
 #include <math.h>
@@ -287,6 +293,22 @@ static int not_updatable(struct store *s, const char *id, const char *want, srv_
     return err_set(e, ERR_CONFLICT, "job %s is %s, not %s", id, status, want);
 }
 
+/* A running job that waits to be resumed after a restart (no worker owns
+ * it, so none would see a request) → cancelled now, like a queued job.
+ * 1 when it was one, 0 when a worker owns it, -1 on error. */
+static int cancel_waiting(struct store *s, const char *id, srv_err *e)
+{
+    sqlite3_stmt *st = store_ck_stmt(s, Q_CK_CANCEL_WAITING, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (store_exec_stmt(s, st, "cancelling a job", e) < 0)
+        return -1;
+    if (sqlite3_changes(s->db) == 0)
+        return 0;
+    return store_ck_delete(s, id, e) < 0 ? -1 : 1;
+}
+
 int store_job_cancel(store *s, const char *id, int *was_running, json_t **out, srv_err *e)
 {
     *out = NULL;
@@ -296,23 +318,26 @@ int store_job_cancel(store *s, const char *id, int *was_running, json_t **out, s
     char status[16];
     if (job_status(s, id, status, sizeof status, e) < 0)
         goto fail;
-    store_q q;
-    if (strcmp(status, "queued") == 0) {
-        q = Q_JOB_CANCEL_QUEUED;
-    } else if (strcmp(status, "running") == 0) {
-        q = Q_JOB_CANCEL_RUNNING;
-        *was_running = 1;
-    } else {
+    store_q q = Q_JOB_CANCEL_QUEUED;
+    if (strcmp(status, "running") == 0) {
+        int w = cancel_waiting(s, id, e);
+        if (w < 0)
+            goto fail;
+        q = w ? Q__COUNT : Q_JOB_CANCEL_RUNNING;
+        *was_running = !w;
+    } else if (strcmp(status, "queued") != 0) {
         err_set(e, ERR_CONFLICT, "job %s has already finished (%s); nothing to cancel", id,
                 status);
         goto fail;
     }
-    sqlite3_stmt *st = store_stmt(s, q, e);
-    if (!st)
-        goto fail;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    if (store_exec_stmt(s, st, "cancelling a job", e) < 0)
-        goto fail;
+    if (q != Q__COUNT) {
+        sqlite3_stmt *st = store_stmt(s, q, e);
+        if (!st)
+            goto fail;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        if (store_exec_stmt(s, st, "cancelling a job", e) < 0)
+            goto fail;
+    }
     if (store_job_get(s, id, out, e) < 0)
         goto fail;
     if (store_commit(s, e) < 0) {
@@ -394,7 +419,9 @@ void store_claim_clear(store_claim *c)
     memset(c, 0, sizeof *c);
 }
 
-/* Ends a job inside the caller's transaction. */
+/* Ends a job inside the caller's transaction, with its checkpoint.
+ * Returns how many jobs it ended (0: not queued or running), -1 on
+ * error. */
 static int job_end_in_tx(struct store *s, const char *id, const char *status, const char *error,
                          srv_err *e)
 {
@@ -407,7 +434,78 @@ static int job_end_in_tx(struct store *s, const char *id, const char *status, co
         sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 3);
-    return store_exec_stmt(s, st, "ending a job", e);
+    if (store_exec_stmt(s, st, "ending a job", e) < 0)
+        return -1;
+    int changed = sqlite3_changes(s->db);
+    if (changed > 0 && store_ck_delete(s, id, e) < 0)
+        return -1;
+    return changed;
+}
+
+/* The next job to run into c (id, model, params): one waiting to resume,
+ * else the oldest queued.  1 found, 0 none, -1 error. */
+static int claim_pick(struct store *s, store_claim *c, srv_err *e)
+{
+    static const store_q order[2] = {Q_CK_OLDEST_RESUMABLE, Q_JOB_OLDEST_QUEUED};
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *st = i == 0 ? store_ck_stmt(s, order[i], e) : store_stmt(s, order[i], e);
+        if (!st)
+            return -1;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) {
+            store_done(st);
+            continue;
+        }
+        if (rc != SQLITE_ROW) {
+            store_done(st);
+            return store_fail(s, rc, "claiming a job", e);
+        }
+        snprintf(c->id, sizeof c->id, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(c->model, sizeof c->model, "%s", (const char *)sqlite3_column_text(st, 1));
+        c->params = store_col_json(st, 2);
+        if (i == 0) {
+            c->resumed = 1;
+            sqlite3_int64 base = sqlite3_column_int64(st, 3);
+            c->base_version = base > 0 && base <= UINT32_MAX ? (uint32_t)base : 0;
+        }
+        store_done(st);
+        return 1;
+    }
+    return 0;
+}
+
+/* Marks the picked job as taken: a resumed one loses its resume flag, a
+ * queued one starts and, with warm_start, records the model's latest
+ * version as the base it starts (and would resume) from. */
+static int claim_take(struct store *s, store_claim *c, srv_err *e)
+{
+    sqlite3_stmt *st = c->resumed ? store_ck_stmt(s, Q_CK_RESUME_CLAIM, e)
+                                  : store_stmt(s, Q_JOB_START, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+    if (store_exec_stmt(s, st, "starting a job", e) < 0)
+        return -1;
+    if (c->resumed || !json_is_true(json_object_get(c->params, "warm_start")))
+        return 0;
+    st = store_ck_stmt(s, Q_CK_LATEST_VERSION, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, c->model, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_int64 v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    store_done(st);
+    if (rc != SQLITE_ROW)
+        return store_fail(s, rc, "reading the latest version", e);
+    if (v <= 0 || v > UINT32_MAX)
+        return 0; /* no version: the worker fails the job saying so */
+    c->base_version = (uint32_t)v;
+    st = store_ck_stmt(s, Q_CK_SET_BASE, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, v);
+    return store_exec_stmt(s, st, "starting a job", e);
 }
 
 int store_job_claim(store *s, store_claim *c, srv_err *e)
@@ -416,23 +514,11 @@ int store_job_claim(store *s, store_claim *c, srv_err *e)
     for (;;) {
         if (store_begin(s, e) < 0)
             return -1;
-        sqlite3_stmt *st = store_stmt(s, Q_JOB_OLDEST_QUEUED, e);
-        if (!st)
+        int rc = claim_pick(s, c, e);
+        if (rc < 0)
             goto fail;
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE) {
-            store_done(st);
+        if (rc == 0)
             return store_commit(s, e) < 0 ? -1 : 0;
-        }
-        if (rc != SQLITE_ROW) {
-            store_done(st);
-            store_fail(s, rc, "claiming a job", e);
-            goto fail;
-        }
-        snprintf(c->id, sizeof c->id, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(c->model, sizeof c->model, "%s", (const char *)sqlite3_column_text(st, 1));
-        c->params = store_col_json(st, 2);
-        store_done(st);
 
         /* A job that cannot run (its model row is gone or damaged) fails
          * here with a reason instead of blocking the queue. */
@@ -448,7 +534,8 @@ int store_job_claim(store *s, store_claim *c, srv_err *e)
                         *e = me;
                     goto fail;
                 }
-                snprintf(reason, sizeof reason, "cannot start: %s", me.msg);
+                snprintf(reason, sizeof reason, "cannot %s: %s", c->resumed ? "resume" : "start",
+                         me.msg);
             }
         }
         if (reason[0]) {
@@ -457,11 +544,7 @@ int store_job_claim(store *s, store_claim *c, srv_err *e)
             store_claim_clear(c);
             continue;
         }
-        st = store_stmt(s, Q_JOB_START, e);
-        if (!st)
-            goto fail;
-        sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
-        if (store_exec_stmt(s, st, "starting a job", e) < 0)
+        if (claim_take(s, c, e) < 0)
             goto fail;
         if (store_commit(s, e) < 0) {
             store_claim_clear(c);
@@ -518,16 +601,14 @@ int store_job_data(store *s, const char *id, ds_data **out, srv_err *e)
     return r;
 }
 
-int store_job_epoch(store *s, const char *id, const bp_epoch_metrics *m, uint32_t epochs,
-                    srv_err *e)
+int store_job_epoch_in_tx(struct store *s, const char *id, const bp_epoch_metrics *m,
+                          uint32_t epochs, srv_err *e)
 {
-    if (store_begin(s, e) < 0)
-        return -1;
     /* The job row first: a job that is gone or not running gets a clear
      * error, not a foreign-key failure from the metrics insert. */
     sqlite3_stmt *st = store_stmt(s, Q_JOB_PROGRESS, e);
     if (!st)
-        goto fail;
+        return -1;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, m->epoch);
     if (epochs)
@@ -538,15 +619,14 @@ int store_job_epoch(store *s, const char *id, const bp_epoch_metrics *m, uint32_
     store_bind_real(st, 5, m->val_loss);
     store_bind_real(st, 6, m->val_accuracy);
     if (store_exec_stmt(s, st, "recording an epoch", e) < 0)
-        goto fail;
-    if (sqlite3_changes(s->db) == 0) {
-        not_updatable(s, id, "running", e);
-        goto fail;
-    }
-    /* OR REPLACE: an epoch that runs again replaces its row. */
+        return -1;
+    if (sqlite3_changes(s->db) == 0)
+        return not_updatable(s, id, "running", e);
+    /* OR REPLACE: an epoch that runs again replaces its row (a resumed job
+     * also deletes the later rows first, store_job_rewind). */
     st = store_stmt(s, Q_JOB_METRIC_PUT, e);
     if (!st)
-        goto fail;
+        return -1;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, m->epoch);
     store_bind_real(st, 3, m->train_loss);
@@ -554,12 +634,19 @@ int store_job_epoch(store *s, const char *id, const bp_epoch_metrics *m, uint32_
     store_bind_real(st, 5, m->val_loss);
     store_bind_real(st, 6, m->val_accuracy);
     store_bind_real(st, 7, m->seconds);
-    if (store_exec_stmt(s, st, "recording an epoch", e) < 0)
-        goto fail;
+    return store_exec_stmt(s, st, "recording an epoch", e);
+}
+
+int store_job_epoch(store *s, const char *id, const bp_epoch_metrics *m, uint32_t epochs,
+                    srv_err *e)
+{
+    if (store_begin(s, e) < 0)
+        return -1;
+    if (store_job_epoch_in_tx(s, id, m, epochs, e) < 0) {
+        store_rollback(s);
+        return -1;
+    }
     return store_commit(s, e);
-fail:
-    store_rollback(s);
-    return -1;
 }
 
 int store_job_cancel_requested(store *s, const char *id)
@@ -688,6 +775,8 @@ int store_job_succeed(store *s, const char *id, const char *model, const void *b
     sqlite3_bind_int64(st, 2, version);
     if (store_exec_stmt(s, st, "finishing a job", e) < 0)
         goto fail;
+    if (store_ck_delete(s, id, e) < 0)
+        goto fail;
     if (store_commit(s, e) < 0) {
         free(classes);
         return -1;
@@ -709,9 +798,10 @@ int store_job_end(store *s, const char *id, const char *status, const char *erro
                        status ? status : "(null)");
     if (store_begin(s, e) < 0)
         return -1;
-    if (job_end_in_tx(s, id, status, error, e) < 0)
+    int changed = job_end_in_tx(s, id, status, error, e);
+    if (changed < 0)
         goto fail;
-    if (sqlite3_changes(s->db) == 0) {
+    if (changed == 0) {
         not_updatable(s, id, "queued or running", e);
         goto fail;
     }
@@ -725,15 +815,26 @@ int store_recover_running(store *s, srv_err *e)
 {
     if (store_begin(s, e) < 0)
         return -1;
-    sqlite3_stmt *st = store_stmt(s, Q_JOB_RECOVER, e);
-    if (!st || store_exec_stmt(s, st, "recovering running jobs", e) < 0) {
-        store_rollback(s);
-        return -1;
-    }
+    /* A cancel the worker had not acted on yet: the caller was told the
+     * job would end cancelled, so it does, with no version. */
+    sqlite3_stmt *st = store_ck_stmt(s, Q_CK_RECOVER_CANCEL, e);
+    if (!st || store_exec_stmt(s, st, "recovering running jobs", e) < 0)
+        goto fail;
+    st = store_ck_stmt(s, Q_CK_RECOVER_RESUME, e);
+    if (!st || store_exec_stmt(s, st, "recovering running jobs", e) < 0)
+        goto fail;
     int n = sqlite3_changes(s->db);
+    /* Ended jobs keep no checkpoint (those just cancelled, and any left
+     * by an older binary). */
+    st = store_ck_stmt(s, Q_CK_DELETE_ENDED, e);
+    if (!st || store_exec_stmt(s, st, "recovering running jobs", e) < 0)
+        goto fail;
     if (store_commit(s, e) < 0)
         return -1;
     return n;
+fail:
+    store_rollback(s);
+    return -1;
 }
 
 int store_job_counts(store *s, long counts[5], srv_err *e)

@@ -16,7 +16,18 @@
  * (a cancel through the API) and the worker also asks the store at each
  * epoch end (a cancel recorded by any other path).  workers_stop() raises
  * every flag too but does not end the jobs: they stay "running" in the
- * database and the restart rule deals with them.
+ * database and resume on the next start.
+ *
+ * Checkpoints and resume: at the end of an epoch the trainer's state
+ * (bp_trainer_save_state: weights, optimizer moments, PRNG, early
+ * stopping) is saved with that epoch's metrics row, in one transaction,
+ * at most every CK_INTERVAL seconds and never taking more than about a
+ * tenth of the training time, so fast epochs do not turn into database
+ * writes.  A job the store hands back after a restart (claim->resumed) is
+ * built exactly as a fresh run (same seed, data, split; a warm start from
+ * the same base version), then continues from its checkpoint: the epochs
+ * after it are redone and their metrics rows replaced, so each epoch
+ * appears once.
  *
  * Threads: a job may use the cores divided among the jobs running when it
  * starts, at least one.
@@ -39,6 +50,11 @@
 
 static_assert(sizeof(bp_real) == sizeof(float),
               "ds_data holds floats and is handed to core as is: bp_real must be float");
+
+/* Seconds between checkpoints at least; and at least CK_COST_FACTOR times
+ * what the last one took (a big model's state is big). */
+#define CK_INTERVAL 2.0
+#define CK_COST_FACTOR 10.0
 
 typedef struct workers_slot {
     struct workers *w;
@@ -93,15 +109,28 @@ static int job_classes_match(const bp_model *m, const ds_data *d)
     return 1;
 }
 
-/* Warm start: the latest version, with its weights, normalization and
- * class names. */
-static int job_load_latest(workers *w, const char *model, bp_model **out, srv_err *e)
+static double mono_now(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Warm start: the version the job started from (recorded by the claim:
+ * the latest one then), with its weights, normalization and class names.
+ * base 0: the model had no version when the job started (or, for a job
+ * interrupted before this was recorded, the latest). */
+static int job_load_base(workers *w, const store_claim *c, bp_model **out, srv_err *e)
+{
+    const char *model = c->model;
     void *blob = NULL;
     size_t len = 0;
     uint32_t version = 0;
+    if (c->base_version == 0 && !c->resumed)
+        return err_set(e, ERR_CONFLICT,
+                       "warm_start: model \"%s\" has no trained version to continue from", model);
     store *s = store_pool_get(w->pool);
-    int rc = store_version_blob(s, model, 0, &blob, &len, &version, e);
+    int rc = store_version_blob(s, model, c->base_version, &blob, &len, &version, e);
     store_pool_put(w->pool, s);
     if (rc != 0) {
         if (e->code == ERR_CONFLICT)
@@ -122,6 +151,125 @@ static int job_load_latest(workers *w, const char *model, bp_model **out, srv_er
 static int job_improves(double cur, double best, double min_delta)
 {
     return isfinite(cur) && (!isfinite(best) || cur < best - min_delta);
+}
+
+/* What core's early stopping watches: val_loss when there are validation
+ * rows (a split can round to none), else train_loss. */
+static double job_monitor(const bp_epoch_metrics *em)
+{
+    return isnan(em->val_loss) ? em->train_loss : em->val_loss;
+}
+
+/* The epochs seen so far, for the metrics a version keeps: with early
+ * stopping those of the best epoch (whose weights the trainer restores),
+ * else the last. */
+typedef struct {
+    bp_epoch_metrics last, best;
+    double best_loss;
+    uint32_t best_epoch;
+    int have_epoch;
+} job_track;
+
+static void job_track_epoch(job_track *k, const bp_epoch_metrics *em, double min_delta)
+{
+    k->last = *em;
+    double mon = job_monitor(em);
+    if (!k->have_epoch || job_improves(mon, k->best_loss, min_delta)) {
+        k->best = *em;
+        k->best_loss = mon;
+        k->best_epoch = em->epoch;
+    }
+    k->have_epoch = 1;
+}
+
+/* A job taken up again after a restart: the trainer (built as for a fresh
+ * run) goes back to the job's checkpoint when it has a usable one, else
+ * the job starts over; the store's metrics rows and the job's latest
+ * values are rewound to match.  Returns the epoch training continues
+ * after (0: from the start). */
+static uint32_t job_resume(workers *w, const char *id, bp_trainer *t, job_track *k)
+{
+    void *state = NULL;
+    size_t len = 0;
+    uint32_t epoch = 0, best_epoch = 0;
+    bp_epoch_metrics last, best;
+    srv_err e = {0};
+    store *s = store_pool_get(w->pool);
+    int rc = store_job_checkpoint_load(s, id, &state, &len, &epoch, &best_epoch, &e);
+    /* the rows saved with the checkpoint give back what the job tracks */
+    if (rc == 1 && store_job_epoch_get(s, id, epoch, &last, &e) < 0)
+        rc = -1;
+    if (rc == 1 && best_epoch > 0 && store_job_epoch_get(s, id, best_epoch, &best, &e) < 0)
+        rc = -1;
+    store_pool_put(w->pool, s);
+    if (rc == 1) {
+        char err[256] = "";
+        /* load_state checks everything before it changes the trainer, so
+         * a refused checkpoint leaves the fresh trainer as it was */
+        bp_status st = bp_trainer_load_state(t, state, len, err, sizeof err);
+        if (st != BP_OK) {
+            log_msg(LOG_WARN, "job %s: its checkpoint cannot be used (%s); starting over", id,
+                    err[0] ? err : bp_status_str(st));
+            rc = 0;
+        }
+    } else if (rc < 0) {
+        log_msg(LOG_WARN, "job %s: could not read its checkpoint (%s); starting over", id, e.msg);
+    }
+    free(state);
+    if (rc == 1) {
+        k->last = last;
+        k->best = best_epoch > 0 ? best : last;
+        k->best_loss = job_monitor(&k->best);
+        k->best_epoch = k->best.epoch;
+        k->have_epoch = 1;
+    } else {
+        epoch = 0;
+    }
+    s = store_pool_get(w->pool);
+    if (store_job_rewind(s, id, epoch, &e) != 0)
+        log_msg(LOG_WARN, "job %s: could not rewind its metrics to epoch %u: %s", id, epoch, e.msg);
+    store_pool_put(w->pool, s);
+    if (epoch)
+        log_msg(LOG_INFO, "job %s resumed after a restart from its checkpoint at epoch %u", id,
+                epoch);
+    else
+        log_msg(LOG_INFO, "job %s restarted from the beginning (no checkpoint yet)", id);
+    return epoch;
+}
+
+/* Records one finished epoch, with a checkpoint when one is due (see
+ * CK_INTERVAL); a checkpoint that cannot be made or stored still leaves
+ * the epoch's row written. */
+static void job_record_epoch(workers *w, const char *id, bp_trainer *t, const job_track *k,
+                             const bp_epoch_metrics *em, uint32_t epochs, double *ck_at,
+                             double *ck_cost)
+{
+    srv_err e = {0};
+    double now = mono_now();
+    double gap = CK_COST_FACTOR * *ck_cost;
+    /* the last epoch is followed by the version itself: no checkpoint */
+    int due = !bp_trainer_done(t) && now - *ck_at >= (gap > CK_INTERVAL ? gap : CK_INTERVAL);
+    void *state = NULL;
+    size_t len = 0;
+    if (due && bp_trainer_save_state(t, &state, &len) != BP_OK) {
+        log_msg(LOG_WARN, "job %s: out of memory saving a checkpoint at epoch %u", id, em->epoch);
+        due = 0;
+    }
+    store *s = store_pool_get(w->pool);
+    int rc = -1;
+    if (due) {
+        rc = store_job_epoch_checkpoint(s, id, em, epochs, state, len, k->best_epoch, &e);
+        if (rc != 0)
+            log_msg(LOG_WARN, "job %s: could not save a checkpoint at epoch %u: %s", id,
+                    em->epoch, e.msg);
+        double end = mono_now();
+        *ck_cost = end - now;
+        *ck_at = end;
+    }
+    if (rc != 0 && store_job_epoch(s, id, em, epochs, &e) != 0)
+        log_msg(LOG_WARN, "job %s: could not record epoch %u: %s", id, em->epoch, e.msg);
+    store_pool_put(w->pool, s);
+    free(state);
 }
 
 static void job_run(workers_slot *slot, store_claim *c)
@@ -157,7 +305,8 @@ static void job_run(workers_slot *slot, store_claim *c)
     atomic_store(&slot->cancel, atomic_load(&w->stop) ? 1 : 0);
     pthread_mutex_unlock(&w->mu);
 
-    log_msg(LOG_INFO, "job %s started: model %s, %u thread%s", id, c->model, threads,
+    log_msg(LOG_INFO, "job %s %s: model %s, %u thread%s", id,
+            c->resumed ? "taken up again after a restart" : "started", c->model, threads,
             threads == 1 ? "" : "s");
 
     store *s = store_pool_get(w->pool);
@@ -189,7 +338,7 @@ static void job_run(workers_slot *slot, store_claim *c)
     }
 
     if (warm) {
-        if (job_load_latest(w, c->model, &m, &e) != 0) {
+        if (job_load_base(w, c, &m, &e) != 0) {
             job_end(w, id, "failed", e.msg);
             goto out;
         }
@@ -244,9 +393,10 @@ static void job_run(workers_slot *slot, store_claim *c)
 
     /* The version keeps the metrics of the weights it stores: with early
      * stopping those of the best epoch, which the trainer restores. */
-    bp_epoch_metrics last = {0}, best = {0};
-    double best_loss = NAN;
-    int have_epoch = 0;
+    job_track k = {.best_loss = NAN};
+    if (c->resumed)
+        job_resume(w, id, t, &k);
+    double ck_at = mono_now(), ck_cost = 0;
     while (!bp_trainer_done(t)) {
         bp_epoch_metrics em;
         err[0] = 0;
@@ -254,19 +404,10 @@ static void job_run(workers_slot *slot, store_claim *c)
         if (st != BP_OK)
             break;
         atomic_fetch_add_explicit(&w->samples, train_rows, memory_order_relaxed);
-        last = em;
-        /* what core's early stopping watches: val_loss when there are
-         * validation rows (a split can round to none), else train_loss */
-        double mon = isnan(em.val_loss) ? em.train_loss : em.val_loss;
-        if (!have_epoch || job_improves(mon, best_loss, cfg.min_delta)) {
-            best = em;
-            best_loss = mon;
-        }
-        have_epoch = 1;
+        job_track_epoch(&k, &em, cfg.min_delta);
+        job_record_epoch(w, id, t, &k, &em, cfg.epochs, &ck_at, &ck_cost);
 
         s = store_pool_get(w->pool);
-        if (store_job_epoch(s, id, &em, cfg.epochs, &e) != 0)
-            log_msg(LOG_WARN, "job %s: could not record epoch %u: %s", id, em.epoch, e.msg);
         int asked = store_job_cancel_requested(s, id) == 1;
         store_pool_put(w->pool, s);
         if (asked) {
@@ -280,8 +421,8 @@ static void job_run(workers_slot *slot, store_claim *c)
         if (atomic_load(&slot->user_cancel) || !atomic_load(&w->stop)) {
             job_end(w, id, "cancelled", NULL);
         } else {
-            /* shutdown: left "running" so the restart rule takes it */
-            log_msg(LOG_INFO, "job %s stopped by shutdown", id);
+            /* shutdown: left "running", it resumes on the next start */
+            log_msg(LOG_INFO, "job %s stopped by shutdown; it resumes on the next start", id);
         }
         goto out;
     }
@@ -299,7 +440,7 @@ static void job_run(workers_slot *slot, store_claim *c)
         job_end(w, id, "cancelled", NULL);
         goto out;
     }
-    if (!have_epoch) {
+    if (!k.have_epoch) {
         job_end(w, id, "failed", "training ran no epoch");
         goto out;
     }
@@ -312,7 +453,7 @@ static void job_run(workers_slot *slot, store_claim *c)
         goto out;
     }
     uint32_t version = 0;
-    const bp_epoch_metrics *final = cfg.patience > 0 ? &best : &last;
+    const bp_epoch_metrics *final = cfg.patience > 0 ? &k.best : &k.last;
     s = store_pool_get(w->pool);
     rc = store_job_succeed(s, id, c->model, blob, blob_len, final, &version, &e);
     store_pool_put(w->pool, s);

@@ -18,6 +18,10 @@
 #include "dataset.h"
 #include "store.h"
 
+/* How many migrations this binary embeds (store_internal.h): the schema
+ * version a fresh database reaches. */
+extern const int store_migrations_count;
+
 static char dir[64];
 static char db_path[128];
 
@@ -180,10 +184,11 @@ static const char *job_status(store *s, const char *id, json_t **keep)
 Test(store, migrations_applied_once_and_recorded)
 {
     store *s = open_ok();
-    cr_assert_eq(store_schema_version(s), 1);
+    cr_assert_eq(store_schema_version(s), store_migrations_count);
     store_close(s);
-    cr_assert_eq(raw_int(db_path, "SELECT count(*) FROM schema_migrations"), 1);
-    cr_assert_eq(raw_int(db_path, "PRAGMA user_version"), 1);
+    cr_assert_eq(raw_int(db_path, "SELECT count(*) FROM schema_migrations"),
+                 store_migrations_count);
+    cr_assert_eq(raw_int(db_path, "PRAGMA user_version"), store_migrations_count);
     sqlite3 *db;
     sqlite3_stmt *st;
     cr_assert_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
@@ -196,36 +201,40 @@ Test(store, migrations_applied_once_and_recorded)
 
     /* Reopening applies nothing. */
     s = open_ok();
-    cr_assert_eq(store_schema_version(s), 1);
+    cr_assert_eq(store_schema_version(s), store_migrations_count);
     store_close(s);
-    cr_assert_eq(raw_int(db_path, "SELECT count(*) FROM schema_migrations"), 1);
+    cr_assert_eq(raw_int(db_path, "SELECT count(*) FROM schema_migrations"),
+                 store_migrations_count);
     cr_assert_eq(raw_int(db_path,
                          "SELECT count(*) FROM schema_migrations WHERE applied_at = 'marker'"),
-                 1);
+                 store_migrations_count);
 }
 
 Test(store, newer_schema_refused_with_message)
 {
     store_close(open_ok());
-    raw_exec(db_path, "PRAGMA user_version = 7");
+    raw_exec(db_path, "PRAGMA user_version = 77");
     store *s = NULL;
     srv_err e = {0};
     cr_assert_eq(store_open(db_path, &s, &e), -1);
     cr_assert_null(s);
     cr_assert_eq(e.code, ERR_UNAVAILABLE);
-    cr_assert_not_null(strstr(e.msg, "database schema version 7 is newer than this backpropd "
-                                     "(knows 1); upgrade backpropd"),
-                       "%s", e.msg);
+    char want[160];
+    snprintf(want, sizeof want,
+             "database schema version 77 is newer than this backpropd (knows %d); upgrade "
+             "backpropd",
+             store_migrations_count);
+    cr_assert_not_null(strstr(e.msg, want), "%s", e.msg);
 }
 
 Test(store, newer_schema_in_table_refused)
 {
     store_close(open_ok());
-    raw_exec(db_path, "INSERT INTO schema_migrations VALUES (2, 'future', 'x')");
+    raw_exec(db_path, "INSERT INTO schema_migrations VALUES (999, 'future', 'x')");
     store *s = NULL;
     srv_err e = {0};
     cr_assert_eq(store_open(db_path, &s, &e), -1);
-    cr_assert_not_null(strstr(e.msg, "version 2 is newer"), "%s", e.msg);
+    cr_assert_not_null(strstr(e.msg, "version 999 is newer"), "%s", e.msg);
 }
 
 Test(store, unopenable_path_is_unavailable)
@@ -716,7 +725,10 @@ Test(store, job_for_missing_model_or_dataset_is_404_and_writes_nothing)
     cr_assert_eq(raw_int(db_path, "SELECT count(*) FROM job_data"), 0);
 }
 
-Test(store, recover_running_marks_failed)
+/* The restart rule of the hardening issue: a running job resumes (it
+ * stays running and is claimed again before queued jobs); one whose cancel
+ * was requested before the restart ends cancelled. */
+Test(store, recover_running_resumes_and_honours_cancel)
 {
     store *s = open_ok();
     ds_data *d = make_data(5, 2, 0);
@@ -725,30 +737,50 @@ Test(store, recover_running_marks_failed)
     create_model(s, "m", 2, 2);
     char *a = create_job(s, "m", "d", NULL);
     char *b = create_job(s, "m", "d", NULL);
+    char *x = create_job(s, "m", "d", NULL);
     store_claim c;
     srv_err e = {0};
     cr_assert_eq(store_job_claim(s, &c, &e), 1);
+    cr_assert_str_eq(c.id, a);
+    cr_assert_eq(c.resumed, 0);
     store_claim_clear(&c);
+    cr_assert_eq(store_job_claim(s, &c, &e), 1);
+    cr_assert_str_eq(c.id, b);
+    store_claim_clear(&c);
+    int was_running = 0;
+    json_t *j = NULL;
+    cr_assert_eq(store_job_cancel(s, b, &was_running, &j, &e), 0, "%s", e.msg);
+    cr_assert_eq(was_running, 1);
+    json_decref(j);
     store_close(s);
 
-    /* "Restart": a new connection finds a running job. */
+    /* "Restart": a new connection finds two running jobs. */
     s = open_ok();
     cr_assert_eq(store_recover_running(s, &e), 1);
-    json_t *j = NULL;
-    cr_assert_str_eq(job_status(s, a, &j), "failed");
-    cr_assert_str_eq(json_string_value(json_object_get(j, "error")),
-                     "interrupted by server restart");
-    cr_assert(json_is_string(json_object_get(j, "finished_at")));
+    cr_assert_str_eq(job_status(s, a, &j), "running");
+    cr_assert(json_is_null(json_object_get(j, "error")));
     json_decref(j);
-    cr_assert_str_eq(job_status(s, b, &j), "queued"); /* queued jobs survive */
+    cr_assert_str_eq(job_status(s, b, &j), "cancelled");
+    cr_assert(json_is_null(json_object_get(j, "model_version")));
     json_decref(j);
-    cr_assert_eq(store_recover_running(s, &e), 0);
+    cr_assert_str_eq(job_status(s, x, &j), "queued"); /* queued jobs survive */
+    json_decref(j);
+    /* the interrupted job is claimed again first */
+    cr_assert_eq(store_job_claim(s, &c, &e), 1);
+    cr_assert_str_eq(c.id, a);
+    cr_assert_eq(c.resumed, 1);
+    store_claim_clear(&c);
+    cr_assert_eq(store_job_claim(s, &c, &e), 1);
+    cr_assert_str_eq(c.id, x);
+    cr_assert_eq(c.resumed, 0);
+    store_claim_clear(&c);
     long counts[5];
     cr_assert_eq(store_job_counts(s, counts, &e), 0);
-    cr_assert_eq(counts[0], 1);
-    cr_assert_eq(counts[3], 1);
+    cr_assert_eq(counts[1], 2);
+    cr_assert_eq(counts[4], 1);
     free(a);
     free(b);
+    free(x);
     store_close(s);
 }
 
