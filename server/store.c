@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "jsonx.h"
 #include "store_internal.h"
@@ -121,9 +122,46 @@ static const char *const store_sql[Q__COUNT] = {
 
 /* ---- statements, transactions, errors ---- */
 
+/* The errno of the last failed system call on the database's WAL (or
+ * rollback journal), else on the database file; 0 when none.  SQLite
+ * reports a write refused by the filesystem as a generic I/O error
+ * (SQLITE_IOERR_WRITE, ...) and sqlite3_system_errno() is not set for
+ * errors raised at COMMIT, but each unix VFS file keeps its own. */
+static int store_last_errno(struct store *s)
+{
+    int err = 0;
+    sqlite3_file *j = NULL;
+    if (!s || !s->db)
+        return 0;
+    if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &j) == SQLITE_OK && j &&
+        j->pMethods && j->pMethods->xFileControl)
+        j->pMethods->xFileControl(j, SQLITE_FCNTL_LAST_ERRNO, &err);
+    if (!err)
+        sqlite3_file_control(s->db, "main", SQLITE_FCNTL_LAST_ERRNO, &err);
+    return err;
+}
+
+/* 1 when the database cannot be written because its filesystem is
+ * read-only: mounted so (statvfs), or turned so under us, as ext4 does
+ * after a disk error (EROFS, while the mount flags still say rw). */
+static int store_fs_read_only(struct store *s)
+{
+    if (store_last_errno(s) == EROFS)
+        return 1;
+    const char *path = s && s->db ? sqlite3_db_filename(s->db, "main") : NULL;
+    struct statvfs v;
+    return path && *path && statvfs(path, &v) == 0 && (v.f_flag & ST_RDONLY);
+}
+
 int store_fail(struct store *s, int rc, const char *what, srv_err *e)
 {
     const char *detail = s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    /* Which of the conditions an operator can fix it is, rather than
+     * "i/o error". */
+    if (((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CANTOPEN) && store_fs_read_only(s))
+        return err_set(e, ERR_UNAVAILABLE,
+                       "database is read-only: its filesystem is mounted read-only (while %s)",
+                       what);
     switch (rc & 0xff) {
     case SQLITE_FULL:
         return err_set(e, ERR_UNAVAILABLE,

@@ -323,7 +323,8 @@ int ts_daemon_start(ts_daemon *d, const char *const *extra)
     return ts_daemon_start_env(d, extra, NULL);
 }
 
-int ts_daemon_start_env(ts_daemon *d, const char *const *extra, const char *const *env)
+/* Everything ts_daemon_start_env does short of launching. */
+static int ts_daemon_prepare(ts_daemon *d, const char *const *extra, const char *const *env)
 {
     ts_global_init();
     memset(d, 0, sizeof *d);
@@ -353,6 +354,23 @@ int ts_daemon_start_env(ts_daemon *d, const char *const *extra, const char *cons
             return -1;
         d->nenv++;
     }
+    return 0;
+}
+
+int ts_daemon_start_env(ts_daemon *d, const char *const *extra, const char *const *env)
+{
+    if (ts_daemon_prepare(d, extra, env) != 0)
+        return -1;
+    return ts_daemon_launch_retry(d);
+}
+
+int ts_daemon_start_db(ts_daemon *d, const char *db, const char *const *extra)
+{
+    if (ts_daemon_prepare(d, extra, NULL) != 0)
+        return -1;
+    if (strlen(db) >= sizeof d->db)
+        return -1;
+    snprintf(d->db, sizeof d->db, "%s", db);
     return ts_daemon_launch_retry(d);
 }
 

@@ -86,6 +86,10 @@ int ts_daemon_start(ts_daemon *d, const char *const *extra);
 /* The same with environment variables ("NAME=value", NULL-terminated) set
  * in the child after every inherited BACKPROPD_* variable is removed. */
 int ts_daemon_start_env(ts_daemon *d, const char *const *extra, const char *const *env);
+/* ts_daemon_start with the database at `db` instead (a path outside the
+ * temporary directory, e.g. on a filesystem a test mounted); the log stays
+ * in the temporary directory, and the caller removes the database. */
+int ts_daemon_start_db(ts_daemon *d, const char *db, const char *const *extra);
 /* Starts again on the same database and flags (a new free port). */
 int ts_daemon_restart(ts_daemon *d);
 /* SIGTERM and wait (up to 20 s, then SIGKILL).  Returns the exit code when
