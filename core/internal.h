@@ -106,6 +106,12 @@ void bp_gemm_ref(int trans_a, int trans_b, size_t M, size_t N, size_t K, bp_real
 /* y = W x for W rows x cols row-major (one-row inference). */
 void bp_gemv(size_t rows, size_t cols, const bp_real *W, const bp_real *x, bp_real *y);
 
+/* dst (cols x rows) = src (rows x cols) transposed, row-major. */
+void bp_transpose(const bp_real *src, bp_real *dst, size_t rows, size_t cols);
+/* Layers with at most this many weights get a transposed copy for an NN
+ * forward product in the trainer. */
+#define BP_WT_MAX 65536u
+
 /* ---- act.c: fused elementwise kernels ----------------------------------- */
 
 /* Hidden/any layer forward: H = f(Z + b) in place over rows x n; when mask is
@@ -150,10 +156,12 @@ void bp_ws_free(bp_ws *ws);
 
 /* Forward + loss (+ backward into ws->grad when backward != 0) over `rows`
  * rows of X/Y (rows <= max_rows), loss scaled for m_total rows.  masks as in
- * bp_model_loss_grad (row-offset by the caller).  Returns the scaled loss. */
+ * bp_model_loss_grad (row-offset by the caller).  wt: NULL, or per layer NULL
+ * or the current W transposed (fan_in x units), used for the forward
+ * product.  Returns the scaled loss. */
 double bp_fwd_bwd(const bp_model *m, bp_ws *ws, const bp_real *X, const bp_real *Y,
                   size_t rows, size_t m_total, const bp_real *const *masks,
-                  int backward, size_t *correct);
+                  const bp_real *const *wt, int backward, size_t *correct);
 
 /* ---- optim.c: fused optimizer steps over the parameter arena ------------ */
 

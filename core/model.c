@@ -495,7 +495,7 @@ void bp_ws_free(bp_ws *ws)
 
 double bp_fwd_bwd(const bp_model *m, bp_ws *ws, const bp_real *X, const bp_real *Y,
                   size_t rows, size_t m_total, const bp_real *const *masks,
-                  int backward, size_t *correct)
+                  const bp_real *const *wt, int backward, size_t *correct)
 {
     const uint32_t L = m->arch.n_layers;
     const bp_real *P = m->params;
@@ -505,7 +505,10 @@ double bp_fwd_bwd(const bp_model *m, bp_ws *ws, const bp_real *X, const bp_real 
     for (uint32_t l = 0; l < L; l++) {
         const size_t f = bp_fan_in(m, l), n = m->layers[l].units;
         bp_real *Z = ws->h[l];
-        bp_gemm(0, 1, rows, n, f, 1, A, f, P + m->off[l], f, 0, Z, n);
+        if (wt && wt[l])
+            bp_gemm(0, 0, rows, n, f, 1, A, f, wt[l], n, 0, Z, n);
+        else
+            bp_gemm(0, 1, rows, n, f, 1, A, f, P + m->off[l], f, 0, Z, n);
         const bp_real *b = bp_layer_b((bp_real *)P, m, l);
         if (l + 1 < L) {
             const bp_real *mask = masks ? masks[l] : NULL;
@@ -549,7 +552,7 @@ static bp_status loss_common(const bp_model *m, const bp_real *X, const bp_real 
     bp_ws ws;
     if (bp_ws_init(&ws, m, rows, masks ? 2 : 0, grad != NULL) != BP_OK)
         return BP_ENOMEM;
-    double l = bp_fwd_bwd(m, &ws, X, Y, rows, rows, masks, grad != NULL, NULL);
+    double l = bp_fwd_bwd(m, &ws, X, Y, rows, rows, masks, NULL, grad != NULL, NULL);
     if (grad)
         memcpy(grad, ws.grad, m->n_params * sizeof *grad);
     bp_ws_free(&ws);

@@ -76,6 +76,9 @@ struct bp_trainer {
     uint32_t best_epoch, wait;
     int have_best;
     bp_real *best_params;
+    /* transposed copies of small W for the forward product (bp_transpose) */
+    bp_real **wt;
+    int has_wt;
     /* dropout: batch x units masks for hidden layers with p > 0 */
     bp_real **mask;
     int has_dropout;
@@ -228,8 +231,8 @@ static void run_job(bp_trainer *t, unsigned id, int job)
             mk = w->mk;
         }
         w->correct = 0;
-        w->loss = bp_fwd_bwd(t->m, &w->ws, w->ws.x, w->ws.y, r1 - r0, t->batch_rows, mk, 1,
-                             &w->correct);
+        w->loss = bp_fwd_bwd(t->m, &w->ws, w->ws.x, w->ws.y, r1 - r0, t->batch_rows, mk,
+                             t->has_wt ? (const bp_real *const *)t->wt : NULL, 1, &w->correct);
     } else if (job == JOB_OPT) {
         /* ranges on 64-byte boundaries so threads never share a cache line */
         size_t P = t->m->n_params, n = t->nthreads;
@@ -377,6 +380,10 @@ void bp_trainer_free(bp_trainer *t)
         for (uint32_t l = 0; l < t->m->arch.n_layers; l++)
             free(t->mask[l]);
     free(t->mask);
+    if (t->wt)
+        for (uint32_t l = 0; l < t->m->arch.n_layers; l++)
+            free(t->wt[l]);
+    free(t->wt);
     free(t->grads);
     free(t->Xtr);
     free(t->Ytr);
@@ -541,6 +548,18 @@ bp_status bp_trainer_create(bp_model *m, const bp_train_config *cfg, const bp_re
                 goto nomem;
         }
 
+    /* transposed copies of the small weight matrices */
+    if (!(t->wt = calloc(L, sizeof *t->wt)))
+        goto nomem;
+    for (uint32_t l = 0; l < L; l++) {
+        size_t nw = (size_t)m->layers[l].units * bp_fan_in(m, l);
+        if (nw <= BP_WT_MAX && m->layers[l].units > 1) {
+            if (!(t->wt[l] = bp_alloc_reals(nw)))
+                goto nomem;
+            t->has_wt = 1;
+        }
+    }
+
     /* threads and their workspaces */
     unsigned nt = useful_threads(m, bs, cfg->threads);
     t->nthreads = nt;
@@ -679,6 +698,11 @@ bp_status bp_trainer_epoch(bp_trainer *t, bp_epoch_metrics *out, char *err, size
         t->active = threads_for(t, rows);
         if (t->has_dropout)
             make_masks(t, rows);
+        if (t->has_wt)
+            for (uint32_t l = 0; l < t->m->arch.n_layers; l++)
+                if (t->wt[l])
+                    bp_transpose(bp_layer_w(t->m->params, t->m, l), t->wt[l], t->m->layers[l].units,
+                                 bp_fan_in(t->m, l));
         run_all(t, JOB_FWD_BWD);
         double loss = 0;
         for (unsigned i = 0; i < t->active; i++) {
@@ -708,7 +732,8 @@ bp_status bp_trainer_epoch(bp_trainer *t, bp_epoch_metrics *out, char *err, size
         for (size_t s = 0; s < t->n_val; s += ws->max_rows) {
             size_t r = t->n_val - s < ws->max_rows ? t->n_val - s : ws->max_rows;
             size_t c = 0;
-            vl += bp_fwd_bwd(t->m, ws, t->Xval + s * t->in, t->Yval + s * t->out, r, t->n_val, NULL, 0, &c);
+            vl += bp_fwd_bwd(t->m, ws, t->Xval + s * t->in, t->Yval + s * t->out, r, t->n_val, NULL,
+                             NULL, 0, &c);
             vc += c;
         }
         if (!isfinite(vl))

@@ -431,3 +431,21 @@ Test(engine, vector_exp_accuracy)
     }
     free(x), free(y);
 }
+
+Test(engine, transpose_shapes)
+{
+    const size_t dims[] = {1, 3, 8, 17, 64, 130};
+    float *src = malloc(130 * 130 * sizeof *src), *dst = malloc(130 * 130 * sizeof *dst);
+    for (size_t i = 0; i < 130 * 130; i++)
+        src[i] = (float)i;
+    for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 6; b++) {
+            size_t R = dims[a], C = dims[b];
+            memset(dst, 0xff, R * C * sizeof *dst);
+            bp_transpose(src, dst, R, C);
+            for (size_t i = 0; i < R; i++)
+                for (size_t j = 0; j < C; j++)
+                    cr_assert_eq(dst[j * R + i], src[i * C + j], "%zux%zu at (%zu, %zu)", R, C, i, j);
+        }
+    free(src), free(dst);
+}
