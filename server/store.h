@@ -120,8 +120,10 @@ int store_job_end(store *s, const char *id, const char *status, const char *erro
 /* At start-up, for jobs found running (the daemon crashed, was killed or
  * stopped): a cancel that was requested → cancelled at once (no version);
  * every other one stays running and waits to be resumed by the next claim
- * (from its checkpoint, if any).  Checkpoints of ended jobs are dropped.
- * Returns how many jobs will resume. */
+ * from its checkpoint, if any: its metrics rows after the checkpoint are
+ * deleted and its epoch and latest values become the checkpoint's (epoch
+ * 0 without one).  Checkpoints of ended jobs are dropped.  One
+ * transaction.  Returns how many jobs will resume. */
 int store_recover_running(store *s, srv_err *e);
 
 /* ---- checkpoints (store_checkpoint.c) ---- */
@@ -135,7 +137,8 @@ int store_job_epoch_checkpoint(store *s, const char *id, const bp_epoch_metrics 
  * *best_epoch filled, 0 when it has none, -1 on error. */
 int store_job_checkpoint_load(store *s, const char *id, void **state, size_t *len,
                               uint32_t *epoch, uint32_t *best_epoch, srv_err *e);
-/* Before a resumed job runs again from `epoch` (0: from scratch): deletes
+/* Before a resumed job runs again from `epoch` (0: from scratch, e.g. its
+ * checkpoint proved unusable): deletes
  * its metrics rows and any checkpoint after that epoch, and sets the job's
  * epoch and latest values to those of that epoch, in one transaction. */
 int store_job_rewind(store *s, const char *id, uint32_t epoch, srv_err *e);

@@ -26,6 +26,12 @@
 #define METRIC_OF(col) \
     "(SELECT " col " FROM job_metrics WHERE job = ?1 AND epoch = ?2)"
 
+/* For each job of an UPDATE jobs: a column of its checkpoint (c) joined
+ * with the metrics row of the checkpoint's epoch (m); NULL without one. */
+#define CK_OF(col)                                                              \
+    "(SELECT " col " FROM job_checkpoints c LEFT JOIN job_metrics m "          \
+    "ON m.job = c.job AND m.epoch = c.epoch WHERE c.job = jobs.id)"
+
 static const char *const ck_sql[Q__COUNT] = {
     [Q_CK_PUT] = "INSERT OR REPLACE INTO job_checkpoints(job, epoch, best_epoch, saved_at, state) "
                  "VALUES (?1, ?2, ?3, " NOW ", ?4)",
@@ -44,7 +50,18 @@ static const char *const ck_sql[Q__COUNT] = {
     [Q_CK_RECOVER_CANCEL] = "UPDATE jobs SET status = 'cancelled', error = NULL, resume = 0, "
                             "finished_at = " NOW
                             " WHERE status = 'running' AND cancel_requested != 0",
-    [Q_CK_RECOVER_RESUME] = "UPDATE jobs SET resume = 1 WHERE status = 'running'",
+    /* every running job waits for a worker, its progress shown as of
+     * its checkpoint (epoch 0 without one) from now on */
+    [Q_CK_RECOVER_RESUME] = "UPDATE jobs SET resume = 1, "
+                            "epoch = coalesce(" CK_OF("c.epoch") ", 0), "
+                            "train_loss = " CK_OF("m.train_loss") ", "
+                            "val_loss = " CK_OF("m.val_loss") ", "
+                            "val_accuracy = " CK_OF("m.val_accuracy")
+                            " WHERE status = 'running'",
+    [Q_CK_RECOVER_TRIM] = "DELETE FROM job_metrics WHERE job IN "
+                          "(SELECT id FROM jobs WHERE status = 'running') AND epoch > "
+                          "coalesce((SELECT c.epoch FROM job_checkpoints c "
+                          "WHERE c.job = job_metrics.job), 0)",
     [Q_CK_OLDEST_RESUMABLE] = "SELECT id, model, params, base_version FROM jobs "
                               "WHERE status = 'running' AND resume = 1 ORDER BY seq LIMIT 1",
     [Q_CK_RESUME_CLAIM] = "UPDATE jobs SET resume = 0 WHERE id = ?1 AND status = 'running'",

@@ -820,10 +820,16 @@ int store_recover_running(store *s, srv_err *e)
     sqlite3_stmt *st = store_ck_stmt(s, Q_CK_RECOVER_CANCEL, e);
     if (!st || store_exec_stmt(s, st, "recovering running jobs", e) < 0)
         goto fail;
+    /* The rest resume from their checkpoints: what ran after one is
+     * forgotten now (it runs again), so the API shows each job as it will
+     * continue from the moment the daemon answers. */
     st = store_ck_stmt(s, Q_CK_RECOVER_RESUME, e);
     if (!st || store_exec_stmt(s, st, "recovering running jobs", e) < 0)
         goto fail;
     int n = sqlite3_changes(s->db);
+    st = store_ck_stmt(s, Q_CK_RECOVER_TRIM, e);
+    if (!st || store_exec_stmt(s, st, "recovering running jobs", e) < 0)
+        goto fail;
     /* Ended jobs keep no checkpoint (those just cancelled, and any left
      * by an older binary). */
     st = store_ck_stmt(s, Q_CK_DELETE_ENDED, e);

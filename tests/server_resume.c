@@ -182,9 +182,11 @@ static char *predict(const ts_daemon *d, int version)
 /* The killed job: long enough (several seconds) to be killed three
  * times, warm-started from version 1 so the resumed warm start is covered
  * too.  No early stopping: every epoch 1..EPOCHS must appear. */
-#define EPOCHS 700
+#define EPOCHS 500
+#define STR_(x) #x
+#define STR(x) STR_(x)
 static const char *LONG_JOB =
-    "{\"model\":\"digits\",\"dataset\":\"digits\",\"epochs\":700,\"batch_size\":16,"
+    "{\"model\":\"digits\",\"dataset\":\"digits\",\"epochs\":" STR(EPOCHS) ",\"batch_size\":16,"
     "\"validation_split\":0.2,\"seed\":3,\"warm_start\":true,"
     "\"optimizer\":{\"type\":\"adam\",\"learning_rate\":0.0005}}";
 
@@ -524,15 +526,22 @@ Test(resume_store, checkpoint_round_trip_rewind_and_end)
     cr_assert_eq(best, 2);
     free(state);
 
-    /* a restart: the job resumes from epoch 3 */
+    /* a restart: the job resumes from epoch 3, and shows so at once */
     store_close(s);
     s = sopen();
     cr_assert_eq(store_recover_running(s, &e), 1);
+    json_t *j = NULL;
+    cr_assert_eq(store_job_metrics(s, id, &j, &e), 0);
+    cr_assert_eq(json_array_size(json_object_get(j, "epochs")), 3);
+    json_decref(j);
+    cr_assert_str_eq(s_status(s, id, &j), "running");
+    cr_assert_eq(json_integer_value(json_object_get(j, "epoch")), 3);
+    cr_assert_float_eq(json_real_value(json_object_get(j, "train_loss")), 1.0 / 3, 1e-12);
+    json_decref(j);
     cr_assert_eq(store_job_claim(s, &c, &e), 1);
     cr_assert_eq(c.resumed, 1);
     store_claim_clear(&c);
     cr_assert_eq(store_job_rewind(s, id, 3, &e), 0, "%s", e.msg);
-    json_t *j = NULL;
     cr_assert_eq(store_job_metrics(s, id, &j, &e), 0);
     cr_assert_eq(json_array_size(json_object_get(j, "epochs")), 3);
     json_decref(j);
@@ -638,10 +647,26 @@ Test(resume_store, cancel_of_a_job_waiting_to_resume_is_immediate)
     bp_epoch_metrics m = s_epoch(1);
     unsigned char blob[8] = {9};
     cr_assert_eq(store_job_epoch_checkpoint(s, id, &m, 10, blob, sizeof blob, 1, &e), 0);
+    /* a second job, never checkpointed, goes back to epoch 0 */
+    char *none = s_job(s, 0);
+    cr_assert_eq(store_job_claim(s, &c, &e), 1);
+    store_claim_clear(&c);
+    for (uint32_t n = 1; n <= 2; n++) {
+        m = s_epoch(n);
+        cr_assert_eq(store_job_epoch(s, none, &m, 10, &e), 0, "%s", e.msg);
+    }
     store_close(s);
 
     s = sopen();
-    cr_assert_eq(store_recover_running(s, &e), 1);
+    cr_assert_eq(store_recover_running(s, &e), 2);
+    json_t *nj = NULL;
+    cr_assert_str_eq(s_status(s, none, &nj), "running");
+    cr_assert_eq(json_integer_value(json_object_get(nj, "epoch")), 0);
+    cr_assert(json_is_null(json_object_get(nj, "val_loss")));
+    json_decref(nj);
+    cr_assert_eq(store_job_metrics(s, none, &nj, &e), 0);
+    cr_assert_eq(json_array_size(json_object_get(nj, "epochs")), 0);
+    json_decref(nj);
     int was_running = 1;
     json_t *j = NULL;
     cr_assert_eq(store_job_cancel(s, id, &was_running, &j, &e), 0, "%s", e.msg);
@@ -653,11 +678,16 @@ Test(resume_store, cancel_of_a_job_waiting_to_resume_is_immediate)
     size_t len = 0;
     uint32_t ep, best;
     cr_assert_eq(store_job_checkpoint_load(s, id, &state, &len, &ep, &best, &e), 0);
-    cr_assert_eq(store_job_claim(s, &c, &e), 0, "a cancelled job is not resumed");
-    /* a second restart changes nothing */
-    cr_assert_eq(store_recover_running(s, &e), 0);
+    /* the cancelled job is not resumed; the other one is */
+    cr_assert_eq(store_job_claim(s, &c, &e), 1);
+    cr_assert_str_eq(c.id, none);
+    store_claim_clear(&c);
+    cr_assert_eq(store_job_claim(s, &c, &e), 0);
+    /* a second restart changes nothing for the cancelled one */
+    cr_assert_eq(store_recover_running(s, &e), 1);
     cr_assert_str_eq(s_status(s, id, &j), "cancelled");
     json_decref(j);
     free(id);
+    free(none);
     store_close(s);
 }
