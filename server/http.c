@@ -47,6 +47,8 @@
 
 /* How long http_daemon_stop waits for in-flight requests. */
 #define STOP_GRACE_SECONDS 5
+/* ... and, within that, for open keep-alive connections to end. */
+#define STOP_DRAIN_SECONDS 1
 
 /* One per running daemon: what the MHD callbacks need. */
 typedef struct http_ctx {
@@ -858,14 +860,31 @@ void http_daemon_stop(struct MHD_Daemon *d)
     pthread_mutex_unlock(&ctx_lock);
 
     /* Stop accepting, then let the requests already in progress finish
-     * (bounded); idle keep-alive connections are simply closed. */
+     * (bounded).  The listening socket stays open until MHD_stop_daemon
+     * (MHD's threads may still look at it), but shutdown() takes it out
+     * of LISTEN now: a client connecting from here on is refused at once
+     * instead of waiting in the backlog for a reset at close. */
     ls = MHD_quiesce_daemon(d);
+    if (ls != MHD_INVALID_SOCKET)
+        shutdown(ls, SHUT_RDWR);
     if (ctx) {
         struct timespec t0, nap = {0, 10 * 1000 * 1000};
         atomic_store(&ctx->stopping, 1);
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        while (atomic_load(&ctx->in_flight) > 0 && elapsed_seconds(&t0) < STOP_GRACE_SECONDS)
+        /* Every answer now carries Connection: close, so busy keep-alive
+         * connections end after their next request, and a request already
+         * on its way in one is answered rather than cut off by
+         * MHD_stop_daemon.  Waiting for the connections to drain is short
+         * (STOP_DRAIN_SECONDS): a client idling on one is simply closed. */
+        while (elapsed_seconds(&t0) < STOP_GRACE_SECONDS) {
+            if (atomic_load(&ctx->in_flight) == 0) {
+                const union MHD_DaemonInfo *ci =
+                    MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+                if (!ci || ci->num_connections == 0 || elapsed_seconds(&t0) >= STOP_DRAIN_SECONDS)
+                    break;
+            }
             nanosleep(&nap, NULL);
+        }
         if (atomic_load(&ctx->in_flight) > 0)
             log_msg(LOG_WARN, "closing %d unfinished requests at shutdown",
                     atomic_load(&ctx->in_flight));
