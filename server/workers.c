@@ -81,7 +81,8 @@ struct workers {
 /* ---- one job ------------------------------------------------------------- */
 
 /* Ends a job as failed or cancelled, logging when even that cannot be
- * written (the restart rule will then fail it). */
+ * written (it then stays running in the database and is taken up again
+ * after the next restart). */
 static void job_end(workers *w, const char *id, const char *status, const char *error)
 {
     srv_err e = {0};
