@@ -619,7 +619,10 @@ int ts_request(const ts_daemon *d, const char *method, const char *path, const v
         long st = 0;
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
         r->status = st;
-        snprintf(r->error, sizeof r->error, "%s: %s", curl_easy_strerror(rc), cerr);
+        /* cerr may be longer than r->error: keep its head. */
+        int n = snprintf(r->error, sizeof r->error, "%s: ", curl_easy_strerror(rc));
+        if (n > 0 && (size_t)n < sizeof r->error)
+            strncat(r->error, cerr, sizeof r->error - (size_t)n - 1);
     }
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
