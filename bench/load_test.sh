@@ -135,11 +135,12 @@ json_num() { sed -n "s/.*\"$1\":\\([-0-9.eE+]*\\).*/\\1/p"; }
 wrk_field() { sed -n "s/^WRK_JSON .*\"$2\":\\([0-9]*\\).*/\\1/p" "$1"; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null; }
 
-job_start() { # MODEL EPOCHS -> id
+job_start() { # MODEL EPOCHS -> id (api's die only leaves this subshell: callers check)
     api POST /v1/jobs -H 'Content-Type: application/json' --data-binary \
         "{\"model\":\"$1\",\"dataset\":\"digits\",\"epochs\":$2,\"batch_size\":32,\"normalize\":\"standard\",\"seed\":1}" |
         json_str id
 }
+need_ids() { for j in "$@"; do [ -n "$j" ] || die "POST /v1/jobs gave no job id"; done; }
 job_status() { api GET "/v1/jobs/$1" | json_str status; }
 job_wait() { # ID STATUSES(regex) TIMEOUT_S -> last status
     local st="" t0
@@ -166,6 +167,7 @@ big='{"units":256,"activation":"relu"},{"units":128,"activation":"relu"},'
 model load_a "$big"
 model load_b "$big"
 job=$(job_start serve 5)
+need_ids "$job"
 [ "$(job_wait "$job" 'succeeded|failed|cancelled' 120)" = succeeded ] || die "training the served model failed"
 body=$(sed -n "s/^wrk.body = '\\(.*\\)'$/\\1/p" "$lua")
 api POST /v1/models/serve/predict -H 'Content-Type: application/json' --data-binary "$body" |
@@ -175,6 +177,7 @@ api POST /v1/models/serve/predict -H 'Content-Type: application/json' --data-bin
 # takes here; the load jobs get enough epochs to outlast the load, which
 # takes most of the CPU from them.
 job=$(job_start load_a 3)
+need_ids "$job"
 [ "$(job_wait "$job" 'succeeded|failed|cancelled' 120)" = succeeded ] || die "calibration job failed"
 epoch_s=$(api GET "/v1/jobs/$job/metrics" | grep -o '"seconds":[0-9.eE+-]*' | cut -d: -f2 |
     awk '{ s += $1; n++ } END { if (n) printf "%.4f", s / n; else print 0 }')
@@ -192,6 +195,7 @@ echo "load_test: an epoch of the 64-256-128-10 digits model takes ${epoch_s} s i
 # ---- 2. the load ----------------------------------------------------------
 ja=$(job_start load_a "$load_epochs")
 jb=$(job_start load_b "$load_epochs")
+need_ids "$ja" "$jb"
 for j in "$ja" "$jb"; do
     [ "$(job_wait "$j" 'running|succeeded|failed|cancelled' 30)" = running ] || die "job $j did not start"
 done
@@ -280,6 +284,7 @@ printf '{"bench":"load","seconds":%s,"connections":%s,"requests":%s,"requests_pe
 shut_epochs=$(epochs_for 12)
 sa=$(job_start load_a "$shut_epochs")
 sb=$(job_start load_b "$shut_epochs")
+need_ids "$sa" "$sb"
 for j in "$sa" "$sb"; do
     [ "$(job_wait "$j" 'running|succeeded|failed|cancelled' 30)" = running ] || die "job $j did not start"
 done
