@@ -621,8 +621,11 @@ int ts_request(const ts_daemon *d, const char *method, const char *path, const v
         r->status = st;
         /* cerr may be longer than r->error: keep its head. */
         int n = snprintf(r->error, sizeof r->error, "%s: ", curl_easy_strerror(rc));
-        if (n > 0 && (size_t)n < sizeof r->error)
-            strncat(r->error, cerr, sizeof r->error - (size_t)n - 1);
+        if (n > 0 && (size_t)n < sizeof r->error) {
+            size_t room = sizeof r->error - (size_t)n - 1, len = strnlen(cerr, room);
+            memcpy(r->error + n, cerr, len);
+            r->error[(size_t)n + len] = '\0';
+        }
     }
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
