@@ -622,9 +622,9 @@ int ts_request(const ts_daemon *d, const char *method, const char *path, const v
         /* cerr may be longer than r->error: keep its head. */
         int n = snprintf(r->error, sizeof r->error, "%s: ", curl_easy_strerror(rc));
         if (n > 0 && (size_t)n < sizeof r->error) {
-            size_t room = sizeof r->error - (size_t)n - 1, len = strnlen(cerr, room);
-            memcpy(r->error + n, cerr, len);
-            r->error[(size_t)n + len] = '\0';
+            size_t room = sizeof r->error - (size_t)n - 1, clen = strnlen(cerr, room);
+            memcpy(r->error + n, cerr, clen);
+            r->error[(size_t)n + clen] = '\0';
         }
     }
     curl_slist_free_all(h);
