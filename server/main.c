@@ -27,6 +27,23 @@
 
 #define CACHE_ENTRIES 256
 
+/* mkdir a directory, or accept one that is already there (not a file). */
+static int mkdir_one(const char *dir)
+{
+    struct stat st;
+    if (mkdir(dir, 0755) == 0)
+        return 0;
+    if (errno != EEXIST)
+        return -1;
+    if (stat(dir, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
 /* mkdir -p for the directory that will hold the database file. */
 static int ensure_db_dir(const char *db)
 {
@@ -47,13 +64,11 @@ static int ensure_db_dir(const char *db)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        if (mkdir_one(dir) != 0)
             return -1;
         *p = '/';
     }
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
+    return mkdir_one(dir);
 }
 
 static int cores(void)
@@ -89,7 +104,7 @@ int main(int argc, char **argv)
     atomic_store(&a.ready, 0);
 
     if (ensure_db_dir(a.cfg.db) != 0) {
-        log_msg(LOG_ERROR, "cannot create the directory of --db %s: %s", a.cfg.db,
+        log_msg(LOG_ERROR, "--db %s: cannot create its directory: %s", a.cfg.db,
                 strerror(errno));
         return 1;
     }
@@ -99,7 +114,11 @@ int main(int argc, char **argv)
         return 1;
     }
     if (store_pool_open(a.cfg.db, a.cfg.http_threads + a.cfg.workers + 2, &a.pool, &e) != 0) {
-        log_msg(LOG_ERROR, "cannot open the database %s: %s", a.cfg.db, e.msg);
+        /* The store's messages usually name the file already. */
+        if (strstr(e.msg, a.cfg.db))
+            log_msg(LOG_ERROR, "%s", e.msg);
+        else
+            log_msg(LOG_ERROR, "cannot open the database %s: %s", a.cfg.db, e.msg);
         metrics_free(a.metrics);
         return 1;
     }
