@@ -4,7 +4,11 @@
  * body as it arrives, csvload_finish, csvload_free.
  *
  * Input layout:
- *   byte 0       seeds the chunk sizes (a small xorshift over it)
+ *   byte 0       seeds the chunk sizes (a small xorshift over it); its low
+ *                bit picks the limits: loose, or tight enough that the
+ *                column, cell and class limits (and the switch of a label
+ *                column with too many distinct values to numeric) are
+ *                reached by a few hundred bytes
  *   then         if a NUL byte follows within 80 bytes: the label column's
  *                name (the ?label= query value; empty means none, as http.c
  *                rejects an empty one before csvload sees it), then the CSV;
@@ -31,7 +35,7 @@
 
 #define LABEL_MAX 80
 
-static srv_limits g_lim;
+static srv_limits g_loose, g_tight, g_lim;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -40,11 +44,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    limits_default(&g_lim);
-    g_lim.max_features = 128;
-    g_lim.max_cells = 1u << 15;
-    g_lim.max_classes = 32;
-    g_lim.max_body = 1u << 20;
+    limits_default(&g_loose);
+    g_loose.max_features = 128;
+    g_loose.max_cells = 1u << 15;
+    g_loose.max_classes = 32;
+    g_loose.max_body = 1u << 20;
+    g_tight = g_loose;
+    g_tight.max_features = 4;
+    g_tight.max_cells = 40;
+    g_tight.max_classes = 3;
     return 0;
 }
 
@@ -174,6 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     unsigned seed = data[0] | 0x100u; /* never 0: 0 means "one chunk" */
+    g_lim = (data[0] & 1) ? g_tight : g_loose;
     data++;
     size--;
 

@@ -152,9 +152,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* Ids outside the table. */
     route_id bogus = (route_id)(size ? (int8_t)data[0] : -1);
-    if (bogus <= R_NONE || bogus >= R_COUNT)
+    if (bogus <= R_NONE || bogus >= R_COUNT) {
         if (router_handler(bogus, "GET") != NULL)
             fuzz_fail("router_handler", "handler for an invalid route id");
+        if (!router_template(bogus) || !router_allow(bogus))
+            fuzz_fail("router", "NULL template or Allow for an invalid route id");
+    }
+
+    /* The served (method, template) list names real routes' templates. */
+    const char *meth, *tm;
+    size_t n = 0;
+    for (; router_each(n, &meth, &tm); n++) {
+        route_match me;
+        char probe[128];
+        if (rebuild(tm, "x", probe, sizeof probe) != 0 || router_match(probe, &me) == R_NONE ||
+            strcmp(router_template(me.id), tm) != 0 || !router_handler(me.id, meth))
+            fuzz_fail("router_each", tm);
+    }
+    if (n == 0)
+        fuzz_fail("router_each", "no routes");
 
     free(path);
     return 0;
