@@ -32,4 +32,9 @@ void api_job_get(app *a, const http_req *rq, http_res *rs);
 void api_job_cancel(app *a, const http_req *rq, http_res *rs);
 void api_job_metrics(app *a, const http_req *rq, http_res *rs);
 
+/* api_keys.c: key management (admin scope; auth.h). */
+void api_keys_list(app *a, const http_req *rq, http_res *rs);
+void api_keys_create(app *a, const http_req *rq, http_res *rs);
+void api_key_delete(app *a, const http_req *rq, http_res *rs);
+
 #endif

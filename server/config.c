@@ -20,7 +20,11 @@
 
 #include "log.h"
 
-typedef enum { OPT_STR, OPT_BIND, OPT_INT, OPT_UINT, OPT_U32, OPT_U64, OPT_SIZE, OPT_LEVEL } opt_type;
+/* OPT_FLAG takes no value on the command line (--insecure); its variable
+ * and --flag=value take 1/0, true/false, yes/no. */
+typedef enum {
+    OPT_STR, OPT_BIND, OPT_INT, OPT_UINT, OPT_U32, OPT_U64, OPT_SIZE, OPT_LEVEL, OPT_FLAG
+} opt_type;
 
 typedef struct {
     const char *flag;   /* without the leading "--" */
@@ -58,6 +62,9 @@ static const opt_def opts[] = {
      "debug, info, warn or error", "info"},
     {"conn-timeout", "BACKPROPD_CONN_TIMEOUT", OPT_INT, OFF(conn_timeout), 0, 1, 86400,
      "seconds an idle connection is kept", "30"},
+    {"insecure", "BACKPROPD_INSECURE", OPT_FLAG, OFF(insecure), 0, 0, 1,
+     "listen on a non-loopback --bind even though the database holds no active API key",
+     "off"},
     {"max-layers", "BACKPROPD_MAX_LAYERS", OPT_U32, LIM(max_layers), 0, 1, 1024,
      "most layers in a model", "64"},
     {"max-units", "BACKPROPD_MAX_UNITS", OPT_U32, LIM(max_units), 0, 1, 1u << 24,
@@ -119,6 +126,14 @@ void config_usage(FILE *to)
                 opts[i].def, opts[i].env);
     }
     fprintf(to, "  %-20s %s\n", "--help, -h", "print this help and exit");
+    fprintf(to,
+            "\n"
+            "API keys (the same database the daemon uses; it may be running):\n"
+            "  backpropd keys create --name NAME [--scope predict|train|admin] [--db PATH]\n"
+            "  backpropd keys list [--db PATH]\n"
+            "  backpropd keys revoke NAME [--db PATH]\n"
+            "The environment variable BACKPROPD_ADMIN_KEY (or BACKPROPD_ADMIN_KEY_FILE, a\n"
+            "file holding it) creates that admin key at start-up when it is not stored yet.\n");
 }
 
 /* "what was expected" for an integer option, for error messages. */
@@ -170,6 +185,18 @@ static int opt_apply(srv_config *c, const opt_def *o, const char *val, const cha
         }
         memcpy(base + o->offset, val, n + 1);
         return 0;
+    }
+    case OPT_FLAG: {
+        static const char *const on[] = {"1", "true", "yes", "on"};
+        static const char *const off[] = {"0", "false", "no", "off"};
+        for (size_t i = 0; i < sizeof on / sizeof on[0]; i++) {
+            if (strcmp(val, on[i]) == 0 || strcmp(val, off[i]) == 0) {
+                *(int *)(void *)(base + o->offset) = strcmp(val, on[i]) == 0;
+                return 0;
+            }
+        }
+        fprintf(stderr, "backpropd: %s: expected 1, 0, true or false, got \"%s\"\n", who, val);
+        return -1;
     }
     case OPT_LEVEL: {
         int lv = log_level_parse(val);
@@ -277,6 +304,8 @@ int config_parse(srv_config *c, int argc, char **argv)
         }
         if (eq) {
             val = eq + 1;
+        } else if (o->type == OPT_FLAG) {
+            val = "1"; /* a bare --insecure */
         } else {
             if (i + 1 >= argc) {
                 char exp[96];

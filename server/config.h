@@ -19,6 +19,7 @@ typedef struct {
     char cors_origin[512];/* --cors-origin, empty = no CORS headers */
     int log_level;        /* --log-level debug|info|warn|error, default info */
     int conn_timeout;     /* --conn-timeout seconds, default 30 */
+    int insecure;         /* --insecure: listen beyond loopback without an API key */
     srv_limits limits;    /* --max-body, --max-layers, --max-units, --max-params, ... */
 } srv_config;
 

@@ -9,7 +9,8 @@
  *                 MHD unescapes anything: allocates the request state with
  *                 the raw path (the router decodes it itself, once) and the
  *                 start time; the state becomes *req_cls.
- *   first call    routes (404/405), answers CORS preflight, checks
+ *   first call    routes (404/405), answers CORS preflight, checks the
+ *                 API key (auth_check: 401/403), checks
  *                 Content-Length against --max-body (413 at once) and the
  *                 Content-Type (415), opens the CSV parser for uploads.
  *   data calls    append JSON (geometric growth, never past --max-body) or
@@ -38,6 +39,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "auth.h"
 #include "csvload.h"
 #include "decode.h"
 #include "jsonx.h"
@@ -293,6 +295,9 @@ static enum MHD_Result respond(req_state *st, struct MHD_Connection *conn, const
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rs->location);
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (status == 401) /* RFC 6750: how to authenticate */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"backpropd\"");
     cors_headers(ctx, conn, resp);
     if (preflight) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_METHODS,
@@ -404,6 +409,7 @@ static body_kind body_kind_of(route_id r, const char *method)
     case R_MODEL_PREDICT:
     case R_DATASETS:
     case R_JOBS:
+    case R_KEYS:
         return BODY_JSON;
     default:
         return BODY_NONE;
@@ -450,6 +456,10 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
                       "method %s is not allowed on %s; expected one of %s", safe,
                       router_template(r), router_allow(r));
     }
+    /* API keys (auth.h), before the body or anything else is looked at. */
+    srv_err auth_err;
+    if (auth_check(ctx->a, conn, r, method, &auth_err) != 0)
+        return reject_err(st, conn, method, &auth_err, NULL);
     query_nul qn = {0};
     MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, query_nul_check, &qn);
     if (qn.found)
@@ -579,6 +589,7 @@ static enum MHD_Result request_end(req_state *st, struct MHD_Connection *conn, c
     case R_JOB:
     case R_JOB_CANCEL:
     case R_JOB_METRICS:
+    case R_KEY:
         rq.arg = st->match.arg;
         break;
     default:

@@ -1,8 +1,9 @@
 /*
  * main.c - backpropd's start-up and shutdown: configuration, process-wide
  * settings made before any thread exists, the modules in dependency order
- * (store -> cache -> workers -> HTTP), then a wait for SIGTERM/SIGINT and
- * the reverse order on the way out.
+ * (store -> API keys and the bind rule -> cache -> workers -> HTTP), then a
+ * wait for SIGTERM/SIGINT and the reverse order on the way out.
+ * `backpropd keys ...` is handed to keys_cli.c instead.
  */
 #include <cblas.h>
 #include <errno.h>
@@ -17,9 +18,11 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "auth.h"
 #include "cache.h"
 #include "config.h"
 #include "http.h"
+#include "keys_cli.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -85,6 +88,10 @@ int main(int argc, char **argv)
     srv_err e;
     int rc, sig;
 
+    /* `backpropd keys ...` manages API keys and exits. */
+    if (argc >= 2 && strcmp(argv[1], "keys") == 0)
+        return keys_cli_main(argc - 2, argv + 2, ensure_db_dir);
+
     rc = config_parse(&a.cfg, argc - 1, argv + 1);
     if (rc == 1)
         return 0;
@@ -119,6 +126,14 @@ int main(int argc, char **argv)
             log_msg(LOG_ERROR, "%s", e.msg);
         else
             log_msg(LOG_ERROR, "cannot open the database %s: %s", a.cfg.db, e.msg);
+        metrics_free(a.metrics);
+        return 1;
+    }
+    /* The admin key from the environment and the bind rule, before
+     * anything else touches the database or a port. */
+    if (auth_startup(&a, &e) != 0) {
+        log_msg(LOG_ERROR, "%s", e.msg);
+        store_pool_close(a.pool);
         metrics_free(a.metrics);
         return 1;
     }

@@ -44,6 +44,8 @@ static const route_def routes[R_COUNT] = {
     [R_JOB] = {R_JOB, "/v1/jobs/{id}"},
     [R_JOB_CANCEL] = {R_JOB_CANCEL, "/v1/jobs/{id}/cancel"},
     [R_JOB_METRICS] = {R_JOB_METRICS, "/v1/jobs/{id}/metrics"},
+    [R_KEYS] = {R_KEYS, "/v1/keys"},
+    [R_KEY] = {R_KEY, "/v1/keys/{name}"},
 };
 
 typedef struct {
@@ -73,6 +75,9 @@ static const method_def methods[] = {
     {R_JOB, "GET", api_job_get},
     {R_JOB_CANCEL, "POST", api_job_cancel},
     {R_JOB_METRICS, "GET", api_job_metrics},
+    {R_KEYS, "GET", api_keys_list},
+    {R_KEYS, "POST", api_keys_create},
+    {R_KEY, "DELETE", api_key_delete},
 };
 
 #define N_METHODS (sizeof methods / sizeof methods[0])

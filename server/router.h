@@ -19,6 +19,7 @@ typedef enum {
     R_MODELS, R_MODEL, R_MODEL_VERSIONS, R_MODEL_PREDICT,
     R_DATASETS, R_DATASET,
     R_JOBS, R_JOB, R_JOB_CANCEL, R_JOB_METRICS,
+    R_KEYS, R_KEY, /* /v1/keys, /v1/keys/{name} (auth.h) */
     R_COUNT
 } route_id;
 
