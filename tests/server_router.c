@@ -47,6 +47,8 @@ Test(router, every_route_matches_with_its_capture)
         {"/v1/jobs/0f3a9c2e", R_JOB, "0f3a9c2e"},
         {"/v1/jobs/0f3a9c2e/cancel", R_JOB_CANCEL, "0f3a9c2e"},
         {"/v1/jobs/0f3a9c2e/metrics", R_JOB_METRICS, "0f3a9c2e"},
+        {"/v1/keys", R_KEYS, NULL},
+        {"/v1/keys/ci", R_KEY, "ci"},
         /* sub-resource words are ordinary names one level up */
         {"/v1/models/predict", R_MODEL, "predict"},
         {"/v1/models/versions", R_MODEL, "versions"},
@@ -188,6 +190,8 @@ static const allow_case allow_cases[] = {
     {R_JOB, "GET, HEAD"},
     {R_JOB_CANCEL, "POST"},
     {R_JOB_METRICS, "GET, HEAD"},
+    {R_KEYS, "GET, HEAD, POST"},
+    {R_KEY, "DELETE"},
 };
 
 Test(router, allow_lists_exactly_the_methods_with_a_handler)
@@ -264,7 +268,7 @@ Test(router, templates_and_each_cover_every_route)
             cr_expect_str_eq(m.arg, "x1");
         seen[r]++;
     }
-    cr_expect_eq(i, (size_t)19, "19 (method, path) pairs, got %zu", i);
+    cr_expect_eq(i, (size_t)22, "22 (method, path) pairs, got %zu", i);
     cr_expect_eq(router_each(i + 5, &method, &tmpl), 0);
     for (int r = R_NONE + 1; r < R_COUNT; r++)
         cr_expect_gt(seen[r], 0, "route %s missing from router_each", router_template((route_id)r));
