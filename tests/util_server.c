@@ -374,6 +374,17 @@ int ts_daemon_start_db(ts_daemon *d, const char *db, const char *const *extra)
     return ts_daemon_launch_retry(d);
 }
 
+int ts_daemon_start_db_env(ts_daemon *d, const char *db, const char *const *extra,
+                           const char *const *env)
+{
+    if (ts_daemon_prepare(d, extra, env) != 0)
+        return -1;
+    if (strlen(db) >= sizeof d->db)
+        return -1;
+    snprintf(d->db, sizeof d->db, "%s", db);
+    return ts_daemon_launch_retry(d);
+}
+
 int ts_daemon_restart(ts_daemon *d)
 {
     if (d->pid > 0)
@@ -507,6 +518,7 @@ static size_t ts_on_header(char *p, size_t sz, size_t nm, void *ud)
         {"Access-Control-Allow-Origin", r->acao, sizeof r->acao},
         {"Access-Control-Allow-Methods", r->acam, sizeof r->acam},
         {"Access-Control-Allow-Headers", r->acah, sizeof r->acah},
+        {"WWW-Authenticate", r->www_authenticate, sizeof r->www_authenticate},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (strlen(want[i].name) == kn && strncasecmp(p, want[i].name, kn) == 0)
@@ -604,6 +616,10 @@ int ts_request(const ts_daemon *d, const char *method, const char *path, const v
     }
     if (o->origin) {
         snprintf(line, sizeof line, "Origin: %s", o->origin);
+        h = curl_slist_append(h, line);
+    }
+    if (o->bearer) {
+        snprintf(line, sizeof line, "Authorization: Bearer %s", o->bearer);
         h = curl_slist_append(h, line);
     }
     for (const char *const *x = o->headers; x && *x; x++)
@@ -770,5 +786,80 @@ int ts_run_capture(const char *path, const char *const *args, char **out)
     if (out)
         *out = ts_read_file(tmpl, NULL);
     unlink(tmpl);
+    return code;
+}
+
+int ts_run_split(const char *path, const char *const *args, const char *const *env, char **out,
+                 char **err)
+{
+    char tout[] = "/tmp/backpropd-out-XXXXXX", terr[] = "/tmp/backpropd-err-XXXXXX";
+    char *argv[64], *envv[16];
+    int n = 0, nenv = 0, code = -1;
+
+    if (out)
+        *out = NULL;
+    if (err)
+        *err = NULL;
+    int fo = mkstemp(tout);
+    if (fo < 0)
+        return -1;
+    int fe = mkstemp(terr);
+    if (fe < 0) {
+        close(fo);
+        unlink(tout);
+        return -1;
+    }
+    argv[n++] = (char *)path;
+    for (int i = 0; args && args[i] && n < 63; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    for (int i = 0; env && env[i] && nenv < 15; i++)
+        envv[nenv++] = (char *)env[i];
+    envv[nenv] = NULL;
+
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(127);
+        int in = open("/dev/null", O_RDONLY);
+        if (in < 0)
+            _exit(127);
+        dup2(in, 0);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        close(in);
+        close(fo);
+        close(fe);
+        signal(SIGPIPE, SIG_DFL);
+        ts_scrub_env();
+        for (int i = 0; i < nenv; i++)
+            putenv(envv[i]);
+        execv(argv[0], argv);
+        dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(fo);
+    close(fe);
+    if (pid > 0) {
+        double until = ts_now() + 10.0;
+        int st = 0;
+        pid_t r = 0;
+        while ((r = waitpid(pid, &st, WNOHANG)) == 0 && ts_now() < until)
+            ts_sleep_ms(10);
+        if (r == 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+        } else if (r == pid && WIFEXITED(st)) {
+            code = WEXITSTATUS(st);
+        }
+    }
+    if (out)
+        *out = ts_read_file(tout, NULL);
+    if (err)
+        *err = ts_read_file(terr, NULL);
+    unlink(tout);
+    unlink(terr);
     return code;
 }

@@ -42,6 +42,7 @@ typedef struct {
     char acam[256];              /* Access-Control-Allow-Methods */
     char acah[256];              /* Access-Control-Allow-Headers */
     int cors_headers;            /* how many Access-Control-* headers came back */
+    char www_authenticate[128];  /* WWW-Authenticate (401 answers) */
     char error[256];             /* curl's error when status == 0 */
 } ts_resp;
 
@@ -54,6 +55,7 @@ typedef struct {
     const char *const *headers;  /* extra "Name: value" headers, NULL-terminated */
     long timeout_ms;             /* 0: 10000 */
     int path_as_is;              /* send "/.." and "/./" segments as written */
+    const char *bearer;          /* an API key: "Authorization: Bearer <bearer>" */
 } ts_opts;
 
 /* Once per process, before any thread: curl_global_init. Idempotent. */
@@ -90,6 +92,9 @@ int ts_daemon_start_env(ts_daemon *d, const char *const *extra, const char *cons
  * temporary directory, e.g. on a filesystem a test mounted); the log stays
  * in the temporary directory, and the caller removes the database. */
 int ts_daemon_start_db(ts_daemon *d, const char *db, const char *const *extra);
+/* ts_daemon_start_db with environment variables as ts_daemon_start_env. */
+int ts_daemon_start_db_env(ts_daemon *d, const char *db, const char *const *extra,
+                           const char *const *env);
 /* Starts again on the same database and flags (a new free port). */
 int ts_daemon_restart(ts_daemon *d);
 /* SIGTERM and wait (up to 20 s, then SIGKILL).  Returns the exit code when
@@ -136,6 +141,13 @@ const char *ts_json_str(const json_t *obj, const char *key);
  * stdout and stderr captured together into *out (malloc()'d, may be NULL).
  * Returns the exit code, or -1 when it did not exit normally within 10 s. */
 int ts_run_capture(const char *path, const char *const *args, char **out);
+
+/* ts_run_capture with stdout and stderr kept apart (*out, *err; either
+ * may be NULL) and environment variables ("NAME=value", NULL-terminated,
+ * may be NULL) set in the child after every inherited BACKPROPD_* one is
+ * removed.  Returns the exit code, or -1 as ts_run_capture. */
+int ts_run_split(const char *path, const char *const *args, const char *const *env, char **out,
+                 char **err);
 
 /* Monotonic seconds. */
 double ts_now(void);
