@@ -1,9 +1,14 @@
 # backpropd container image.
 #   docker build -t backpropd .
-#   docker run -p 8080:8080 -v backpropd:/data backpropd
+#   docker run -e BACKPROPD_ADMIN_KEY=... -p 8080:8080 -v backpropd:/data backpropd
+#   docker run --rm -v backpropd:/data backpropd keys create --db /data/backpropd.db --scope admin --name me
 # Stage 1 builds build/backpropd with the -dev packages; stage 2 carries only
 # the binary and the shared libraries it links, and runs it as a non-root user
-# bound to 0.0.0.0:8080 with its database in the /data volume.
+# bound to 0.0.0.0:8080 with its database in the /data volume.  A daemon on
+# 0.0.0.0 needs an API key: BACKPROPD_ADMIN_KEY (or BACKPROPD_ADMIN_KEY_FILE,
+# e.g. a mounted secret) creates that admin key at start-up, or a key made
+# with `keys create` on the volume will do; with neither, the container exits
+# at once and says so.
 
 FROM debian:bookworm-slim AS build
 RUN apt-get update \
