@@ -190,7 +190,7 @@ static int keys_held(app *a)
         return 0;
     int idle = 0;
     if (!a || !a->pool || !atomic_compare_exchange_strong(&held_refreshing, &idle, 1))
-        return 0; /* someone else is asking; their answer is due any moment */
+        return atomic_load(&held_seen); /* someone else is asking right now */
 
     auth_key_counts c = {0};
     srv_err e;
