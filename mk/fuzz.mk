@@ -33,7 +33,8 @@ FUZZ_HARNESSES ?= $(FUZZ_ALL)
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Wshadow -Wstrict-prototypes -pthread \
                -MMD -MP $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(shell pkg-config --cflags $(PKGS))
-FUZZ_LIBS   := $(shell pkg-config --libs $(PKGS)) -lcsv -lm -pthread
+# The main Makefile's libraries, so a package added there is linked here too.
+FUZZ_LIBS   := $(LIBS)
 
 # Per-harness run options: the largest input worth trying, extra flags.
 FUZZ_MAXLEN_fuzz_json_bodies := 16384

@@ -159,18 +159,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fuzz_fail("router", "NULL template or Allow for an invalid route id");
     }
 
-    /* The served (method, template) list names real routes' templates. */
+    /* The served (method, template) list names real routes' templates
+     * (input-independent: checked once). */
+    static int each_checked;
     const char *meth, *tm;
     size_t n = 0;
-    for (; router_each(n, &meth, &tm); n++) {
+    for (; !each_checked && router_each(n, &meth, &tm); n++) {
         route_match me;
         char probe[128];
         if (rebuild(tm, "x", probe, sizeof probe) != 0 || router_match(probe, &me) == R_NONE ||
             strcmp(router_template(me.id), tm) != 0 || !router_handler(me.id, meth))
             fuzz_fail("router_each", tm);
     }
-    if (n == 0)
+    if (!each_checked && n == 0)
         fuzz_fail("router_each", "no routes");
+    each_checked = 1;
 
     free(path);
     return 0;
