@@ -855,3 +855,60 @@ void store_pool_put(store_pool *p, store *s)
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
 }
+
+void store_put(json_t *o, const char *k, json_t *v, int *bad)
+{
+    if (!v || json_object_set_new(o, k, v) < 0)
+        *bad = 1;
+}
+
+int store_oom(srv_err *e)
+{
+    return err_set(e, ERR_INTERNAL, "out of memory");
+}
+
+int store_fetch_one(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *kind,
+                    const char *key, json_t **out, srv_err *e)
+{
+    int rc = sqlite3_step(st), r;
+    if (rc == SQLITE_ROW)
+        r = fn(st, out, e);
+    else if (rc == SQLITE_DONE)
+        r = err_set(e, ERR_NOT_FOUND, "%s \"%s\" not found", kind, key);
+    else {
+        char what[64];
+        snprintf(what, sizeof what, "reading a %s", kind);
+        r = store_fail(s, rc, what, e);
+    }
+    store_done(st);
+    return r;
+}
+
+int store_fetch_all(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *what,
+                    json_t **out, srv_err *e)
+{
+    json_t *a = json_array();
+    if (!a) {
+        store_done(st);
+        return store_oom(e);
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *o;
+        int r = fn(st, &o, e);
+        if (r == 0 && json_array_append_new(a, o) < 0)
+            r = store_oom(e);
+        if (r < 0) {
+            store_done(st);
+            json_decref(a);
+            return -1;
+        }
+    }
+    store_done(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(a);
+        return store_fail(s, rc, what, e);
+    }
+    *out = a;
+    return 0;
+}

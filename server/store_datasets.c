@@ -10,24 +10,13 @@
 #include "store.h"
 #include "store_internal.h"
 
-static int oom(srv_err *e)
-{
-    return err_set(e, ERR_INTERNAL, "out of memory");
-}
-
-static void put(json_t *o, const char *k, json_t *v, int *bad)
-{
-    if (!v || json_object_set_new(o, k, v) < 0)
-        *bad = 1;
-}
-
 /* Columns: name, rows, features, target_width, class_names, created_at. */
 static int dataset_from_row(sqlite3_stmt *st, json_t **out, srv_err *e)
 {
     *out = NULL;
     json_t *o = json_object();
     if (!o)
-        return oom(e);
+        return store_oom(e);
     int bad = 0;
     sqlite3_int64 tw = sqlite3_column_int64(st, 3);
     json_t *classes = store_col_json(st, 4);
@@ -36,15 +25,15 @@ static int dataset_from_row(sqlite3_stmt *st, json_t **out, srv_err *e)
         return err_set(e, ERR_INTERNAL, "dataset \"%s\": stored class names are damaged",
                        (const char *)sqlite3_column_text(st, 0));
     }
-    put(o, "name", store_col_text(st, 0), &bad);
-    put(o, "rows", json_integer(sqlite3_column_int64(st, 1)), &bad);
-    put(o, "features", json_integer(sqlite3_column_int64(st, 2)), &bad);
-    put(o, "targets", tw > 0 ? json_integer(tw) : json_null(), &bad);
-    put(o, "classes", classes, &bad);
-    put(o, "created_at", store_col_text(st, 5), &bad);
+    store_put(o, "name", store_col_text(st, 0), &bad);
+    store_put(o, "rows", json_integer(sqlite3_column_int64(st, 1)), &bad);
+    store_put(o, "features", json_integer(sqlite3_column_int64(st, 2)), &bad);
+    store_put(o, "targets", tw > 0 ? json_integer(tw) : json_null(), &bad);
+    store_put(o, "classes", classes, &bad);
+    store_put(o, "created_at", store_col_text(st, 5), &bad);
     if (bad) {
         json_decref(o);
-        return oom(e);
+        return store_oom(e);
     }
     *out = o;
     return 0;
@@ -57,15 +46,7 @@ int store_dataset_get(store *s, const char *name, json_t **out, srv_err *e)
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st), r;
-    if (rc == SQLITE_ROW)
-        r = dataset_from_row(st, out, e);
-    else if (rc == SQLITE_DONE)
-        r = err_set(e, ERR_NOT_FOUND, "dataset \"%s\" not found", name);
-    else
-        r = store_fail(s, rc, "reading a dataset", e);
-    store_done(st);
-    return r;
+    return store_fetch_one(s, st, dataset_from_row, "dataset", name, out, e);
 }
 
 int store_dataset_create(store *s, const char *name, const ds_data *d, json_t **out, srv_err *e)
@@ -109,33 +90,10 @@ fail:
 int store_dataset_list(store *s, json_t **out, srv_err *e)
 {
     *out = NULL;
-    json_t *a = json_array();
-    if (!a)
-        return oom(e);
     sqlite3_stmt *st = store_stmt(s, Q_DATASET_LIST, e);
-    if (!st) {
-        json_decref(a);
+    if (!st)
         return -1;
-    }
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *d;
-        int r = dataset_from_row(st, &d, e);
-        if (r == 0 && json_array_append_new(a, d) < 0)
-            r = oom(e);
-        if (r < 0) {
-            store_done(st);
-            json_decref(a);
-            return -1;
-        }
-    }
-    store_done(st);
-    if (rc != SQLITE_DONE) {
-        json_decref(a);
-        return store_fail(s, rc, "listing datasets", e);
-    }
-    *out = a;
-    return 0;
+    return store_fetch_all(s, st, dataset_from_row, "listing datasets", out, e);
 }
 
 int store_dataset_delete(store *s, const char *name, srv_err *e)

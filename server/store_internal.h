@@ -142,6 +142,23 @@ void store_rollback(struct store *s);
  * resets it; maps errors with store_fail. */
 int store_exec_stmt(struct store *s, sqlite3_stmt *st, const char *what, srv_err *e);
 
+/* Adds v under k to o; remembers a failure (v NULL or out of memory) in
+ * *bad, so row builders check once at the end. */
+void store_put(json_t *o, const char *k, json_t *v, int *bad);
+/* ERR_INTERNAL "out of memory"; returns -1. */
+int store_oom(srv_err *e);
+
+/* Builds the API object of the current row of st. */
+typedef int (*store_row_fn)(sqlite3_stmt *st, json_t **out, srv_err *e);
+/* Steps a bound statement expected to return one row: the row's object,
+ * ERR_NOT_FOUND "<kind> \"<key>\" not found" without one.  Resets st. */
+int store_fetch_one(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *kind,
+                    const char *key, json_t **out, srv_err *e);
+/* Steps a bound statement to the end: an array of the rows' objects.
+ * `what` names the listing in errors.  Resets st. */
+int store_fetch_all(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *what,
+                    json_t **out, srv_err *e);
+
 /* Binds a double, or NULL when it is not finite (JSON has no NaN). */
 int store_bind_real(sqlite3_stmt *st, int i, double x);
 /* A REAL column as a JSON real, or null for SQL NULL (new reference). */

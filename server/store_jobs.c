@@ -25,17 +25,6 @@
 static const char *const job_statuses[5] = {"queued", "running", "succeeded", "failed",
                                             "cancelled"};
 
-static int oom(srv_err *e)
-{
-    return err_set(e, ERR_INTERNAL, "out of memory");
-}
-
-static void put(json_t *o, const char *k, json_t *v, int *bad)
-{
-    if (!v || json_object_set_new(o, k, v) < 0)
-        *bad = 1;
-}
-
 static void job_new_id(char id[23])
 {
     unsigned char raw[10];
@@ -60,7 +49,7 @@ static int job_from_row(sqlite3_stmt *st, json_t **out, srv_err *e)
     json_t *o = json_object();
     if (!o) {
         json_decref(params);
-        return oom(e);
+        return store_oom(e);
     }
     const char *status = (const char *)sqlite3_column_text(st, 3);
     sqlite3_int64 epoch = sqlite3_column_int64(st, 4), epochs = sqlite3_column_int64(st, 5);
@@ -71,28 +60,28 @@ static int job_from_row(sqlite3_stmt *st, json_t **out, srv_err *e)
     if (progress > 1.0)
         progress = 1.0;
     int bad = 0;
-    put(o, "id", store_col_text(st, 0), &bad);
-    put(o, "model", store_col_text(st, 1), &bad);
-    put(o, "dataset", store_col_text(st, 2), &bad);
-    put(o, "status", store_col_text(st, 3), &bad);
-    put(o, "epoch", json_integer(epoch), &bad);
-    put(o, "epochs", json_integer(epochs), &bad);
-    put(o, "progress", jsonx_real(progress), &bad);
-    put(o, "train_loss", store_col_real(st, 6), &bad);
-    put(o, "val_loss", store_col_real(st, 7), &bad);
-    put(o, "val_accuracy", store_col_real(st, 8), &bad);
-    put(o, "error", store_col_text(st, 9), &bad);
-    put(o, "model_version", sqlite3_column_type(st, 10) == SQLITE_NULL
+    store_put(o, "id", store_col_text(st, 0), &bad);
+    store_put(o, "model", store_col_text(st, 1), &bad);
+    store_put(o, "dataset", store_col_text(st, 2), &bad);
+    store_put(o, "status", store_col_text(st, 3), &bad);
+    store_put(o, "epoch", json_integer(epoch), &bad);
+    store_put(o, "epochs", json_integer(epochs), &bad);
+    store_put(o, "progress", jsonx_real(progress), &bad);
+    store_put(o, "train_loss", store_col_real(st, 6), &bad);
+    store_put(o, "val_loss", store_col_real(st, 7), &bad);
+    store_put(o, "val_accuracy", store_col_real(st, 8), &bad);
+    store_put(o, "error", store_col_text(st, 9), &bad);
+    store_put(o, "model_version", sqlite3_column_type(st, 10) == SQLITE_NULL
                                 ? json_null()
                                 : json_integer(sqlite3_column_int64(st, 10)),
         &bad);
-    put(o, "params", params, &bad);
-    put(o, "created_at", store_col_text(st, 12), &bad);
-    put(o, "started_at", store_col_text(st, 13), &bad);
-    put(o, "finished_at", store_col_text(st, 14), &bad);
+    store_put(o, "params", params, &bad);
+    store_put(o, "created_at", store_col_text(st, 12), &bad);
+    store_put(o, "started_at", store_col_text(st, 13), &bad);
+    store_put(o, "finished_at", store_col_text(st, 14), &bad);
     if (bad) {
         json_decref(o);
-        return oom(e);
+        return store_oom(e);
     }
     *out = o;
     return 0;
@@ -105,15 +94,7 @@ int store_job_get(store *s, const char *id, json_t **out, srv_err *e)
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st), r;
-    if (rc == SQLITE_ROW)
-        r = job_from_row(st, out, e);
-    else if (rc == SQLITE_DONE)
-        r = err_set(e, ERR_NOT_FOUND, "job \"%s\" not found", id);
-    else
-        r = store_fail(s, rc, "reading a job", e);
-    store_done(st);
-    return r;
+    return store_fetch_one(s, st, job_from_row, "job", id, out, e);
 }
 
 /* ERR_NOT_FOUND unless the row exists (with q returning one column). */
@@ -160,7 +141,7 @@ int store_job_create(store *s, const json_t *params, const ds_data *inline_data,
     /* Full precision: the worker trains from these params. */
     char *params_text = json_dumps(params, JSON_COMPACT);
     if (!params_text)
-        return oom(e);
+        return store_oom(e);
     char id[23];
     job_new_id(id);
 
@@ -232,38 +213,15 @@ int store_job_list(store *s, const char *model, const char *status, json_t **out
                 : model         ? Q_JOB_LIST_MODEL
                 : status        ? Q_JOB_LIST_STATUS
                                 : Q_JOB_LIST;
-    json_t *a = json_array();
-    if (!a)
-        return oom(e);
     sqlite3_stmt *st = store_stmt(s, q, e);
-    if (!st) {
-        json_decref(a);
+    if (!st)
         return -1;
-    }
     int i = 1;
     if (model)
         sqlite3_bind_text(st, i++, model, -1, SQLITE_STATIC);
     if (status)
         sqlite3_bind_text(st, i++, status, -1, SQLITE_STATIC);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *j;
-        int r = job_from_row(st, &j, e);
-        if (r == 0 && json_array_append_new(a, j) < 0)
-            r = oom(e);
-        if (r < 0) {
-            store_done(st);
-            json_decref(a);
-            return -1;
-        }
-    }
-    store_done(st);
-    if (rc != SQLITE_DONE) {
-        json_decref(a);
-        return store_fail(s, rc, "listing jobs", e);
-    }
-    *out = a;
-    return 0;
+    return store_fetch_all(s, st, job_from_row, "listing jobs", out, e);
 }
 
 /* The status of a job into buf; ERR_NOT_FOUND when there is none. */
@@ -360,7 +318,7 @@ int store_job_metrics(store *s, const char *id, json_t **out, srv_err *e)
         return -1;
     json_t *a = json_array();
     if (!a)
-        return oom(e);
+        return store_oom(e);
     sqlite3_stmt *st = store_stmt(s, Q_JOB_METRICS, e);
     if (!st) {
         json_decref(a);
@@ -374,19 +332,19 @@ int store_job_metrics(store *s, const char *id, json_t **out, srv_err *e)
             bad = 1;
             break;
         }
-        put(m, "epoch", json_integer(sqlite3_column_int64(st, 0)), &bad);
-        put(m, "train_loss", store_col_real(st, 1), &bad);
-        put(m, "train_accuracy", store_col_real(st, 2), &bad);
-        put(m, "val_loss", store_col_real(st, 3), &bad);
-        put(m, "val_accuracy", store_col_real(st, 4), &bad);
-        put(m, "seconds", store_col_real(st, 5), &bad);
+        store_put(m, "epoch", json_integer(sqlite3_column_int64(st, 0)), &bad);
+        store_put(m, "train_loss", store_col_real(st, 1), &bad);
+        store_put(m, "train_accuracy", store_col_real(st, 2), &bad);
+        store_put(m, "val_loss", store_col_real(st, 3), &bad);
+        store_put(m, "val_accuracy", store_col_real(st, 4), &bad);
+        store_put(m, "seconds", store_col_real(st, 5), &bad);
         if (json_array_append_new(a, m) < 0)
             bad = 1;
     }
     store_done(st);
     if (bad) {
         json_decref(a);
-        return oom(e);
+        return store_oom(e);
     }
     if (rc != SQLITE_DONE) {
         json_decref(a);
@@ -395,14 +353,14 @@ int store_job_metrics(store *s, const char *id, json_t **out, srv_err *e)
     json_t *o = json_object();
     int b2 = !o;
     if (o) {
-        put(o, "job", json_string(id), &b2);
-        put(o, "epochs", a, &b2);
+        store_put(o, "job", json_string(id), &b2);
+        store_put(o, "epochs", a, &b2);
         a = NULL;
     }
     json_decref(a);
     if (b2) {
         json_decref(o);
-        return oom(e);
+        return store_oom(e);
     }
     *out = o;
     return 0;
@@ -674,7 +632,7 @@ static int job_class_names(struct store *s, const char *id, const char *dataset,
     if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
         *out = strdup((const char *)sqlite3_column_text(st, 0));
         if (!*out)
-            r = oom(e);
+            r = store_oom(e);
     } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         r = store_fail(s, rc, "reading class names", e);
     }

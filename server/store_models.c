@@ -14,18 +14,6 @@
 #include "store.h"
 #include "store_internal.h"
 
-/* Adds v under k; remembers a failure (v NULL or out of memory) in *bad. */
-static void put(json_t *o, const char *k, json_t *v, int *bad)
-{
-    if (!v || json_object_set_new(o, k, v) < 0)
-        *bad = 1;
-}
-
-static int oom(srv_err *e)
-{
-    return err_set(e, ERR_INTERNAL, "out of memory");
-}
-
 /* Columns of MODEL_COLS: name, inputs, layers, loss, init, seed,
  * parameters, created_at, updated_at, latest version, latest class names.
  * full = 0 gives the canonical spec only. */
@@ -34,7 +22,7 @@ static int model_from_row(sqlite3_stmt *st, int full, json_t **out, srv_err *e)
     *out = NULL;
     json_t *o = json_object();
     if (!o)
-        return oom(e);
+        return store_oom(e);
     int bad = 0;
     json_t *layers = store_col_json(st, 2);
     if (!json_is_array(layers)) {
@@ -43,26 +31,36 @@ static int model_from_row(sqlite3_stmt *st, int full, json_t **out, srv_err *e)
         return err_set(e, ERR_INTERNAL, "model \"%s\": stored layers are damaged",
                        (const char *)sqlite3_column_text(st, 0));
     }
-    put(o, "name", store_col_text(st, 0), &bad);
-    put(o, "inputs", json_integer(sqlite3_column_int64(st, 1)), &bad);
-    put(o, "layers", layers, &bad);
-    put(o, "loss", store_col_text(st, 3), &bad);
-    put(o, "init", store_col_text(st, 4), &bad);
-    put(o, "seed", json_integer(sqlite3_column_int64(st, 5)), &bad);
-    put(o, "parameters", json_integer(sqlite3_column_int64(st, 6)), &bad);
+    store_put(o, "name", store_col_text(st, 0), &bad);
+    store_put(o, "inputs", json_integer(sqlite3_column_int64(st, 1)), &bad);
+    store_put(o, "layers", layers, &bad);
+    store_put(o, "loss", store_col_text(st, 3), &bad);
+    store_put(o, "init", store_col_text(st, 4), &bad);
+    store_put(o, "seed", json_integer(sqlite3_column_int64(st, 5)), &bad);
+    store_put(o, "parameters", json_integer(sqlite3_column_int64(st, 6)), &bad);
     if (full) {
-        put(o, "version", json_integer(sqlite3_column_int64(st, 9)), &bad);
+        store_put(o, "version", json_integer(sqlite3_column_int64(st, 9)), &bad);
         json_t *classes = store_col_json(st, 10);
-        put(o, "classes", classes ? classes : json_null(), &bad);
-        put(o, "created_at", store_col_text(st, 7), &bad);
-        put(o, "updated_at", store_col_text(st, 8), &bad);
+        store_put(o, "classes", classes ? classes : json_null(), &bad);
+        store_put(o, "created_at", store_col_text(st, 7), &bad);
+        store_put(o, "updated_at", store_col_text(st, 8), &bad);
     }
     if (bad) {
         json_decref(o);
-        return oom(e);
+        return store_oom(e);
     }
     *out = o;
     return 0;
+}
+
+static int model_row_full(sqlite3_stmt *st, json_t **out, srv_err *e)
+{
+    return model_from_row(st, 1, out, e);
+}
+
+static int model_row_spec(sqlite3_stmt *st, json_t **out, srv_err *e)
+{
+    return model_from_row(st, 0, out, e);
 }
 
 static int model_fetch(struct store *s, const char *name, int full, json_t **out, srv_err *e)
@@ -72,15 +70,7 @@ static int model_fetch(struct store *s, const char *name, int full, json_t **out
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st), r;
-    if (rc == SQLITE_ROW)
-        r = model_from_row(st, full, out, e);
-    else if (rc == SQLITE_DONE)
-        r = err_set(e, ERR_NOT_FOUND, "model \"%s\" not found", name);
-    else
-        r = store_fail(s, rc, "reading a model", e);
-    store_done(st);
-    return r;
+    return store_fetch_one(s, st, full ? model_row_full : model_row_spec, "model", name, out, e);
 }
 
 int store_model_id(struct store *s, const char *name, int64_t *id, srv_err *e)
@@ -118,7 +108,7 @@ int store_model_create(store *s, const json_t *spec, json_t **out, srv_err *e)
         return err_set(e, ERR_INTERNAL, "store: model spec is not canonical");
     char *layers_text = json_dumps(layers, JSON_COMPACT);
     if (!layers_text)
-        return oom(e);
+        return store_oom(e);
 
     int r = -1;
     if (store_begin(s, e) < 0)
@@ -169,33 +159,10 @@ int store_model_get(store *s, const char *name, json_t **out, srv_err *e)
 int store_model_list(store *s, json_t **out, srv_err *e)
 {
     *out = NULL;
-    json_t *a = json_array();
-    if (!a)
-        return oom(e);
     sqlite3_stmt *st = store_stmt(s, Q_MODEL_LIST, e);
-    if (!st) {
-        json_decref(a);
+    if (!st)
         return -1;
-    }
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *m;
-        int r = model_from_row(st, 1, &m, e);
-        if (r == 0 && json_array_append_new(a, m) < 0)
-            r = oom(e);
-        if (r < 0) {
-            store_done(st);
-            json_decref(a);
-            return -1;
-        }
-    }
-    store_done(st);
-    if (rc != SQLITE_DONE) {
-        json_decref(a);
-        return store_fail(s, rc, "listing models", e);
-    }
-    *out = a;
-    return 0;
+    return store_fetch_all(s, st, model_row_full, "listing models", out, e);
 }
 
 /* ERR_CONFLICT naming the first queued or running job found by q. */
@@ -246,7 +213,7 @@ int store_model_versions(store *s, const char *name, json_t **out, srv_err *e)
         return -1;
     json_t *a = json_array();
     if (!a)
-        return oom(e);
+        return store_oom(e);
     sqlite3_stmt *st = store_stmt(s, Q_VERSION_LIST, e);
     if (!st) {
         json_decref(a);
@@ -262,20 +229,20 @@ int store_model_versions(store *s, const char *name, json_t **out, srv_err *e)
             bad = 1;
             break;
         }
-        put(m, "train_loss", store_col_real(st, 3), &bad);
-        put(m, "val_loss", store_col_real(st, 4), &bad);
-        put(m, "val_accuracy", store_col_real(st, 5), &bad);
-        put(v, "version", json_integer(sqlite3_column_int64(st, 0)), &bad);
-        put(v, "job", store_col_text(st, 1), &bad);
-        put(v, "created_at", store_col_text(st, 2), &bad);
-        put(v, "metrics", m, &bad);
+        store_put(m, "train_loss", store_col_real(st, 3), &bad);
+        store_put(m, "val_loss", store_col_real(st, 4), &bad);
+        store_put(m, "val_accuracy", store_col_real(st, 5), &bad);
+        store_put(v, "version", json_integer(sqlite3_column_int64(st, 0)), &bad);
+        store_put(v, "job", store_col_text(st, 1), &bad);
+        store_put(v, "created_at", store_col_text(st, 2), &bad);
+        store_put(v, "metrics", m, &bad);
         if (json_array_append_new(a, v) < 0)
             bad = 1;
     }
     store_done(st);
     if (bad) {
         json_decref(a);
-        return oom(e);
+        return store_oom(e);
     }
     if (rc != SQLITE_DONE) {
         json_decref(a);
@@ -308,7 +275,7 @@ int store_version_blob(store *s, const char *name, uint32_t version, void **blob
         if (!p || n <= 0) {
             r = err_set(e, ERR_INTERNAL, "model \"%s\": stored weights are empty", name);
         } else if (!copy) {
-            r = oom(e);
+            r = store_oom(e);
         } else {
             memcpy(copy, p, (size_t)n);
             *blob = copy;
