@@ -5,7 +5,9 @@
  * early stopping, metrics and checkpoints.
  *
  * Every buffer is sized in bp_trainer_create; bp_trainer_epoch allocates
- * nothing.
+ * nothing.  Before each batch the weight matrices of small layers (at most
+ * BP_WT_MAX weights) are transposed into a side buffer so the forward
+ * product Z = A W^T runs as an NN GEMM (see bp_transpose in gemm.c).
  *
  * Threads.  With cfg->threads = T > 1 the trainer starts T-1 helper threads
  * at create and joins them at free.  Each batch runs in two phases:
