@@ -8,7 +8,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := openblas jansson libmicrohttpd sqlite3 libsodium zlib
+PKGS    := openblas jansson libmicrohttpd sqlite3 libsodium zlib yajl
 OPT     ?= -O2
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
                -pthread -MMD -MP $(shell pkg-config --cflags $(PKGS))

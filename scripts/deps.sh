@@ -2,7 +2,7 @@
 # Installs, only when missing, the Debian packages that build and test backpropd.
 set -eu
 PKGS="build-essential pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev
-      libsodium-dev zlib1g-dev libcsv-dev libcurl4-openssl-dev libcriterion-dev python3-sklearn wrk
+      libsodium-dev zlib1g-dev libcsv-dev libyajl-dev libcurl4-openssl-dev libcriterion-dev python3-sklearn wrk
       curl clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do

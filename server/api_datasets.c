@@ -35,7 +35,7 @@ void api_datasets_create(app *a, const http_req *rq, http_res *rs)
         snprintf(name, sizeof name, "%s", q);
         d = rq->csv;
     } else if (rq->json) {
-        if (decode_dataset(rq->json, &a->cfg.limits, name, &owned, &e) != 0)
+        if (decode_dataset_streamed(rq->json, rq->data, &a->cfg.limits, name, &owned, &e) != 0)
             goto fail;
         d = owned;
     } else {

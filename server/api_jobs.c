@@ -138,7 +138,7 @@ void api_jobs_create(app *a, const http_req *rq, http_res *rs)
         err_set(&e, ERR_INVALID_JSON, "request body: expected a JSON object");
         goto fail;
     }
-    if (decode_job(rq->json, &a->cfg.limits, &params, &inline_d, &e) != 0)
+    if (decode_job_streamed(rq->json, rq->data, &a->cfg.limits, &params, &inline_d, &e) != 0)
         goto fail;
 
     const char *mname = json_string_value(json_object_get(params, "model"));

@@ -398,7 +398,7 @@ void api_model_predict(app *a, const http_req *rq, http_res *rs)
 
     uint32_t version = 0, rows = 0, cols = 0;
     float *X = NULL;
-    if (decode_predict(rq->json, &a->cfg.limits, &version, &X, &rows, &cols, &e) != 0) {
+    if (decode_predict_streamed(rq->json, rq->data, &a->cfg.limits, &version, &X, &rows, &cols, &e) != 0) {
         http_res_error(rs, &e);
         return;
     }

@@ -15,6 +15,8 @@
 #include "errors.h"
 #include "limits.h"
 
+struct jsonstream_result;
+
 #define NAME_MAX_LEN 64
 
 /* 1 when s matches [A-Za-z0-9][A-Za-z0-9._-]{0,63}. */
@@ -62,5 +64,19 @@ int params_to_config(const json_t *params, bp_train_config *cfg, int *warm_start
  * *X is malloc()'d rows x cols; *version 0 when omitted (latest). */
 int decode_predict(const json_t *body, const srv_limits *lim, uint32_t *version, float **X,
                    uint32_t *rows, uint32_t *cols, srv_err *e);
+
+/* The same three for a body read by jsonstream (http.c): body is the
+ * result's tree, and the data arrays it already holds as matrices are
+ * taken from pre (moved into the output, their pointers in pre set to
+ * NULL; whatever is left stays pre's to free).  pre NULL: everything is in
+ * body, as for the functions above (which are these with pre NULL). */
+int decode_dataset_streamed(const json_t *body, struct jsonstream_result *pre,
+                            const srv_limits *lim, char name[NAME_MAX_LEN + 1], ds_data **out,
+                            srv_err *e);
+int decode_job_streamed(const json_t *body, struct jsonstream_result *pre, const srv_limits *lim,
+                        json_t **params_out, ds_data **inline_out, srv_err *e);
+int decode_predict_streamed(const json_t *body, struct jsonstream_result *pre,
+                            const srv_limits *lim, uint32_t *version, float **X, uint32_t *rows,
+                            uint32_t *cols, srv_err *e);
 
 #endif

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dataset.h"
 #include "errors.h"
+#include "jsonstream.h"
 
 /* Longest class name, in bytes (core's ceiling as well). */
 #define DQ_MAX_CLASS_NAME 1024u
@@ -74,6 +76,13 @@ int dq_opt_bool(const json_t *obj, const char *key, const char *path, int def, i
  * error.  *out is borrowed from v (NULL when absent). */
 int dq_name(const json_t *obj, const char *key, const char *path, int required,
             const char **out, srv_err *e);
+
+/* ---- data sets -------------------------------------------------------------
+ * {"inputs","targets"|"labels"} (named: "name" allowed too) -> *out, the
+ * arrays taken from pre[JS_NFIELDS] when jsonstream read them (NULL: all in
+ * obj).  `field` prefixes paths ("data"). */
+int dq_data(const json_t *obj, const char *field, const srv_limits *lim, int named, js_field *pre,
+            ds_data **out, srv_err *e);
 
 /* ---- class names ----------------------------------------------------------
  * Distinct strings in order of first appearance, interned into one arena

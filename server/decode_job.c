@@ -248,6 +248,12 @@ static json_t *decode_early_stopping(const json_t *v, const srv_limits *lim, srv
 int decode_job(const json_t *body, const srv_limits *lim, json_t **params_out,
                ds_data **inline_out, srv_err *e)
 {
+    return decode_job_streamed(body, NULL, lim, params_out, inline_out, e);
+}
+
+int decode_job_streamed(const json_t *body, jsonstream_result *pre, const srv_limits *lim,
+                        json_t **params_out, ds_data **inline_out, srv_err *e)
+{
     static const char *const norms[] = {"none", "standard"};
     char got[96];
     json_t *opt = NULL, *es = NULL, *params = NULL;
@@ -295,7 +301,7 @@ int decode_job(const json_t *body, const srv_limits *lim, json_t **params_out,
 
     /* The inline matrix last: cheap mistakes are reported before an
      * expensive decode. */
-    if (data && decode_data(data, "data", lim, &d, e))
+    if (data && dq_data(data, "data", lim, 0, pre ? pre->field : NULL, &d, e))
         goto fail;
 
     params = json_object();

@@ -13,10 +13,12 @@
  *                 API key (auth_check: 401/403), checks
  *                 Content-Length against --max-body (413 at once) and the
  *                 Content-Type (415), opens the CSV parser for uploads.
- *   data calls    append JSON (geometric growth, never past --max-body) or
- *                 feed CSV chunks to csvload; past the limit the data is
- *                 dropped and 413 is answered at the end (chunked uploads).
- *   final call    parses the JSON, calls the handler, sends its response.
+ *   data calls    feed JSON chunks to jsonstream (matrices and a small tree,
+ *                 bounded by the limits as they arrive) or CSV chunks to
+ *                 csvload; past --max-body the data is dropped and 413 is
+ *                 answered at the end (chunked uploads), and so is a body
+ *                 error found mid-way (MHD cannot answer during an upload).
+ *   final call    ends the JSON, calls the handler, sends its response.
  *   on_completed  MHD_OPTION_NOTIFY_COMPLETED frees the state; it also runs
  *                 when the client goes away mid-request.
  */
@@ -42,10 +44,18 @@
 #include "auth.h"
 #include "csvload.h"
 #include "decode.h"
+#include "jsonstream.h"
 #include "jsonx.h"
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
+
+/* Per-connection memory (request line, headers, read and write buffers;
+ * not the body, which streams through).  MHD zeroes the whole pool after
+ * every request on a keep-alive connection, so its default of 32 KiB is a
+ * 32 KiB memset per prediction; 16 KiB still holds a 10 KB URL with its
+ * headers (larger ones get MHD's own 414/431). */
+#define CONN_MEMORY (16u * 1024)
 
 /* How long http_daemon_stop waits for in-flight requests. */
 #define STOP_GRACE_SECONDS 5
@@ -81,11 +91,12 @@ typedef struct {
     route_match match;
     route_handler handler;
     body_kind kind;
-    char *buf;            /* JSON body */
-    size_t len, cap;
+    js_body js_kind;      /* which data arrays jsonstream extracts */
+    jsonstream *js;       /* JSON body parser, from the first chunk on (it
+                             keeps its first error for jsonstream_finish) */
     size_t received;      /* body bytes seen, JSON or CSV */
     int overflow;         /* more than --max-body arrived */
-    int oom;              /* the JSON buffer could not grow */
+    int oom;              /* the JSON parser could not be created */
     csvload *csv;
     int csv_failed;
     srv_err csv_err;
@@ -416,6 +427,18 @@ static body_kind body_kind_of(route_id r, const char *method)
     }
 }
 
+/* Which data arrays of a JSON body are read as matrices. */
+static js_body js_body_of(route_id r)
+{
+    switch (r) {
+    case R_MODELS: return JS_BODY_MODEL;
+    case R_MODEL_PREDICT: return JS_BODY_PREDICT;
+    case R_DATASETS: return JS_BODY_DATASET;
+    case R_JOBS: return JS_BODY_JOB;
+    default: return JS_BODY_PLAIN;
+    }
+}
+
 static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
                                      const char *method)
 {
@@ -471,6 +494,7 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
                       cfg->limits.max_body);
 
     st->kind = body_kind_of(r, method);
+    st->js_kind = js_body_of(r);
     if (st->kind == BODY_JSON) {
         ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (r == R_DATASETS && media_is(ctype, "text/csv")) {
@@ -520,38 +544,25 @@ static void request_data(req_state *st, const char *data, size_t n)
     if (n > max - st->received) {
         /* Over the limit: stop keeping anything; 413 at the end. */
         st->overflow = 1;
-        free(st->buf);
-        st->buf = NULL;
-        st->len = st->cap = 0;
+        jsonstream_free(st->js);
+        st->js = NULL;
         csvload_free(st->csv);
         st->csv = NULL;
         return;
     }
     st->received += n;
     switch (st->kind) {
-    case BODY_JSON:
+    case BODY_JSON: {
+        srv_err ignored; /* the stream keeps it: answered at the end */
         if (st->oom)
             return;
-        if (n > st->cap - st->len) {
-            size_t ncap = st->cap ? st->cap : 4096;
-            while (ncap - st->len < n)
-                ncap = ncap > max / 2 ? max : ncap * 2;
-            if (ncap > max)
-                ncap = max;
-            char *nb = realloc(st->buf, ncap);
-            if (!nb) {
-                st->oom = 1;
-                free(st->buf);
-                st->buf = NULL;
-                st->len = st->cap = 0;
-                return;
-            }
-            st->buf = nb;
-            st->cap = ncap;
+        if (!st->js && !(st->js = jsonstream_new(st->js_kind, &st->ctx->a->cfg.limits))) {
+            st->oom = 1;
+            return;
         }
-        memcpy(st->buf + st->len, data, n);
-        st->len += n;
+        jsonstream_feed(st->js, data, n, &ignored);
         break;
+    }
     case BODY_CSV:
         if (!st->csv_failed && csvload_feed(st->csv, data, n, &st->csv_err) != 0)
             st->csv_failed = 1;
@@ -567,6 +578,7 @@ static enum MHD_Result request_end(req_state *st, struct MHD_Connection *conn, c
     http_req rq;
     http_res rs;
     srv_err e;
+    jsonstream_result body = {0};
 
     if (st->overflow)
         return respond_error(st, conn, method, ERR_PAYLOAD_TOO_LARGE, NULL,
@@ -575,6 +587,9 @@ static enum MHD_Result request_end(req_state *st, struct MHD_Connection *conn, c
     if (st->oom)
         return respond_error(st, conn, method, ERR_UNAVAILABLE, NULL,
                              "out of memory reading the request body; retry later");
+    if (st->kind == BODY_JSON && !st->js)
+        return respond_error(st, conn, method, ERR_INVALID_JSON, NULL,
+                             "request body is empty; expected a JSON object");
 
     memset(&rq, 0, sizeof rq);
     memset(&rs, 0, sizeof rs);
@@ -597,27 +612,16 @@ static enum MHD_Result request_end(req_state *st, struct MHD_Connection *conn, c
     }
 
     if (st->kind == BODY_JSON) {
-        json_error_t jerr;
-        if (st->len == 0)
-            return respond_error(st, conn, method, ERR_INVALID_JSON, NULL,
-                                 "request body is empty; expected a JSON object");
-        rq.json = json_loadb(st->buf, st->len, JSON_REJECT_DUPLICATES, &jerr);
-        /* The text is parsed: give its memory back before the handler runs. */
-        free(st->buf);
-        st->buf = NULL;
-        st->len = st->cap = 0;
-        if (!rq.json) {
-            char text[JSON_ERROR_TEXT_LENGTH + 4];
-            safe_copy(jerr.text, text, sizeof text);
-            return respond_error(st, conn, method, ERR_INVALID_JSON, NULL,
-                                 "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
-                                 text);
+        int rc = jsonstream_finish(st->js, &body, &e);
+        /* Parsed: the parser's own memory goes back before the handler runs. */
+        jsonstream_free(st->js);
+        st->js = NULL;
+        if (rc != 0) {
+            http_res_error(&rs, &e);
+            return respond(st, conn, method, &rs, NULL, 0);
         }
-        if (!json_is_object(rq.json)) {
-            json_decref(rq.json);
-            return respond_error(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
-                                 "request body: expected a JSON object");
-        }
+        rq.json = body.tree;
+        rq.data = &body;
     } else if (st->kind == BODY_CSV) {
         int rc;
         if (st->csv_failed) {
@@ -634,7 +638,8 @@ static enum MHD_Result request_end(req_state *st, struct MHD_Connection *conn, c
     }
 
     st->handler(ctx->a, &rq, &rs);
-    json_decref(rq.json);
+    /* The tree and whatever matrices the handler did not take. */
+    jsonstream_result_free(&body);
     /* A handler that keeps the data set sets rq->csv to NULL. */
     ds_data_free(rq.csv);
     return respond(st, conn, method, &rs, NULL, 0);
@@ -677,7 +682,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (!st)
         return;
     *req_cls = NULL;
-    free(st->buf);
+    jsonstream_free(st->js);
     if (st->csv)
         csvload_free(st->csv);
     free(st->path);
@@ -836,6 +841,7 @@ int http_daemon_start(struct app *a, struct MHD_Daemon **out, srv_err *e)
                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->http_threads,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->conn_timeout,
                          MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
                          MHD_OPTION_END);
     if (!d) {
         const char *why = bind_reason(&ss, sl);

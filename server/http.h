@@ -1,7 +1,8 @@
 /*
  * http.h - the request and response every handler sees, independent of
- * libmicrohttpd.  http.c owns the daemon: it reads the body (JSON buffered
- * up to --max-body, CSV streamed into csvload), routes, calls the handler,
+ * libmicrohttpd.  http.c owns the daemon: it reads the body (JSON streamed
+ * through jsonstream, CSV through csvload, both bounded by --max-body and
+ * the limits as they arrive), routes, calls the handler,
  * encodes the response, logs one JSON line and counts metrics.
  */
 #ifndef SRV_HTTP_H
@@ -14,6 +15,7 @@
 #include "errors.h"
 
 struct MHD_Connection;
+struct jsonstream_result;
 
 typedef struct {
     const char *method;
@@ -22,6 +24,9 @@ typedef struct {
     struct MHD_Connection *conn;
     json_t *json;              /* the parsed JSON body, or NULL */
     ds_data *csv;              /* a parsed CSV upload (handler may take it), or NULL */
+    struct jsonstream_result *data; /* with json: the data arrays read as matrices
+                                       (jsonstream.h; json is data->tree), for the
+                                       decode_*_streamed decoders, which take them */
 } http_req;
 
 typedef struct {

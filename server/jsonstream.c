@@ -1,0 +1,1384 @@
+/*
+ * jsonstream.c - JSON request bodies parsed chunk by chunk with yajl: the
+ * data arrays straight into float matrices and class indices (the
+ * "collector"), everything else into a small jansson tree, every size
+ * bounded while the body streams (jsonstream.h has the contract).
+ *
+ * Three layers:
+ *   raw scan    a cheap pass over each chunk before yajl sees it: unpaired
+ *               \uD800-style escapes (which yajl would turn into "?") and
+ *               strings or tokens so long that yajl would buffer them whole;
+ *   driver      yajl's callbacks: depth, duplicate keys, UTF-8, numbers
+ *               (jansson's int64/double rules), the tree and its budget,
+ *               and which arrays go to the collector;
+ *   collector   an event-driven matrix / labels reader shared with the
+ *               plain-tree decoders (jsonstream_collect), so both speak the
+ *               same messages and limits.
+ */
+#include "jsonstream.h"
+
+#include <errno.h>
+#include <float.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_parse.h>
+
+#include "bp.h"
+#include "decode_internal.h"
+
+/* jansson's JSON_PARSER_MAX_DEPTH: the nesting the daemon always allowed. */
+#define JS_MAX_DEPTH 2048u
+/* One string as written (escapes included), and one number or literal:
+ * far above any name or label (labels stop at 1 KiB), far below what would
+ * let yajl buffer a body-sized token. */
+#define JS_MAX_STRING (64u << 10)
+#define JS_MAX_TOKEN (64u << 10)
+/* yajl lexes a token that spans chunks again from its start with every new
+ * chunk, so a long token trickled in tiny chunks would cost its length
+ * squared.  Chunks that end inside a token are held back until this many
+ * bytes are waiting: with tokens capped above, re-lexing then costs at most
+ * JS_MAX_TOKEN / JS_FEED_MIN times the body. */
+#define JS_FEED_MIN (16u << 10)
+/* The tree: bytes of keys and strings, and values (plus JS_TREE_PER_LAYER
+ * for each layer a model may have). */
+#define JS_TREE_BYTES (1u << 20)
+#define JS_TREE_VALUES 1024u
+#define JS_TREE_PER_LAYER 16u
+/* First allocation of a matrix or label array, in elements. */
+#define JS_FIRST_CAP 64u
+
+static uint32_t min_u32(uint32_t a, uint32_t b)
+{
+    return a < b ? a : b;
+}
+
+/* ---- values -------------------------------------------------------------- */
+
+typedef enum { JV_NULL, JV_TRUE, JV_FALSE, JV_INT, JV_REAL, JV_STR } jv_type;
+
+typedef struct {
+    jv_type t;
+    long long i;
+    double d;
+    const char *s;
+    size_t len;
+} jv;
+
+typedef enum { EV_START_ARR, EV_END_ARR, EV_START_MAP, EV_END_MAP, EV_SCALAR } js_event;
+
+/* "got ..." for messages, worded as dq_describe words a jansson value. */
+static void js_describe(js_event ev, const jv *v, char *buf, size_t size)
+{
+    json_t *tmp = NULL;
+    if (ev == EV_START_ARR) {
+        snprintf(buf, size, "an array");
+        return;
+    }
+    if (ev == EV_START_MAP) {
+        snprintf(buf, size, "an object");
+        return;
+    }
+    switch (v->t) {
+    case JV_NULL: snprintf(buf, size, "null"); return;
+    case JV_TRUE: snprintf(buf, size, "true"); return;
+    case JV_FALSE: snprintf(buf, size, "false"); return;
+    case JV_INT: tmp = json_integer(v->i); break;
+    case JV_REAL: tmp = json_real(v->d); break;
+    case JV_STR:
+        dq_quote(buf, size, v->s, v->len);
+        return;
+    }
+    if (!tmp) {
+        snprintf(buf, size, "a number");
+        return;
+    }
+    dq_describe(tmp, buf, size);
+    json_decref(tmp);
+}
+
+static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* t[0..n) is a JSON number (yajl checked the grammar) -> an integer when
+ * written without '.', 'e' or 'E' (within int64, as jansson requires),
+ * else a double (finite, as jansson requires).  The common cases - up to 18
+ * digits, or up to 19 significant digits times 10^-22..10^22 - are exact
+ * without strtod (one correctly rounded IEEE operation: Clinger's fast
+ * path), so the value is the one strtod gives.  0; -1 with *why a syntax
+ * error; -2 out of memory. */
+static int js_number(const char *t, size_t n, jv *v, const char **why)
+{
+    size_t i = 0;
+    int neg = 0, is_int = 1, trunc = 0, sig = 0;
+    uint64_t m = 0;
+    long e10 = 0;
+
+    if (i < n && t[i] == '-') {
+        neg = 1;
+        i++;
+    }
+    for (; i < n && t[i] >= '0' && t[i] <= '9'; i++) {
+        if (sig < 19) {
+            m = m * 10 + (uint64_t)(t[i] - '0');
+            if (m)
+                sig++;
+        } else {
+            e10++;
+            trunc = 1;
+        }
+    }
+    if (i < n && t[i] == '.') {
+        is_int = 0;
+        for (i++; i < n && t[i] >= '0' && t[i] <= '9'; i++) {
+            if (sig < 19) {
+                m = m * 10 + (uint64_t)(t[i] - '0');
+                if (m)
+                    sig++;
+                e10--;
+            } else {
+                trunc = 1;
+            }
+        }
+    }
+    if (i < n && (t[i] == 'e' || t[i] == 'E')) {
+        long ex = 0;
+        int eneg = 0;
+        is_int = 0;
+        i++;
+        if (i < n && (t[i] == '+' || t[i] == '-'))
+            eneg = t[i++] == '-';
+        for (; i < n && t[i] >= '0' && t[i] <= '9'; i++)
+            if (ex < 1000000)
+                ex = ex * 10 + (t[i] - '0');
+        e10 += eneg ? -ex : ex;
+    }
+
+    if (is_int && !trunc && sig <= 18) {
+        v->t = JV_INT;
+        v->i = neg ? -(long long)m : (long long)m;
+        return 0;
+    }
+    if (!is_int && m == 0) {
+        v->t = JV_REAL;
+        v->d = neg ? -0.0 : 0.0;
+        return 0;
+    }
+    if (!is_int && !trunc && m <= (1ull << 53) && e10 >= -22 && e10 <= 22) {
+        double d = (double)m;
+        d = e10 >= 0 ? d * pow10_exact[e10] : d / pow10_exact[-e10];
+        v->t = JV_REAL;
+        v->d = neg ? -d : d;
+        return 0;
+    }
+
+    /* The rest through the C library, on a NUL-terminated copy. */
+    char small[128], *copy = small;
+    if (n >= sizeof small && !(copy = malloc(n + 1)))
+        return -2;
+    memcpy(copy, t, n);
+    copy[n] = '\0';
+    errno = 0;
+    int rc = 0;
+    if (is_int) {
+        long long x = strtoll(copy, NULL, 10);
+        if (errno == ERANGE) {
+            *why = neg ? "too big negative integer" : "too big integer";
+            rc = -1;
+        }
+        v->t = JV_INT;
+        v->i = x;
+    } else {
+        double d = strtod(copy, NULL);
+        if (!(d <= DBL_MAX && d >= -DBL_MAX)) {
+            *why = "real number overflow";
+            rc = -1;
+        }
+        v->t = JV_REAL;
+        v->d = d;
+    }
+    if (copy != small)
+        free(copy);
+    return rc;
+}
+
+/* ---- the collector --------------------------------------------------------
+ * Events of one data array (its own '[' first) -> a js_field.  A limit
+ * crossed inside an array does not stop the events: the rest of that array
+ * is counted without being kept, so the message gives the real count. */
+
+enum { CNT_NONE, CNT_ROWS, CNT_CELLS, CNT_COLS, CNT_RAGGED, CNT_LABELS };
+
+typedef struct {
+    js_field *f;
+    char path[DQ_PATH];  /* "inputs", "data.labels" */
+    int labels;          /* a labels array, else a matrix */
+    int check_utf8;      /* names from a jansson tree (may hold NUL) */
+    uint32_t max_rows, max_cols, max_classes;
+    uint64_t max_cells;
+    const char *what;    /* "features", "outputs" */
+    int depth;           /* 0 before the array, 1 in it, 2 in a row */
+    size_t cap;          /* elements allocated (X or labels) */
+    size_t hard;         /* never more than this many */
+    uint32_t col;        /* numbers in the current row */
+    int mode;            /* labels: 0 undecided, 1 names, 2 indices */
+    long long max_idx;
+    dq_classmap map;
+    int counting;        /* CNT_*: counting to the end of an array */
+    uint64_t count;
+    uint32_t skip;       /* nesting inside an element that is only counted */
+} js_col;
+
+static const char *const field_names[JS_NFIELDS] = {"inputs", "targets", "labels"};
+
+static void col_init(js_col *c, js_field_id id, const char *prefix, int predict,
+                     const srv_limits *lim, js_field *f, int check_utf8)
+{
+    memset(c, 0, sizeof *c);
+    memset(f, 0, sizeof *f);
+    c->f = f;
+    /* prefix.name without printf: this runs once per request on the hot path */
+    size_t pl = prefix ? strlen(prefix) : 0, nl = strlen(field_names[id]);
+    if (pl + 1 + nl < sizeof c->path) {
+        memcpy(c->path, prefix, pl);
+        if (pl)
+            c->path[pl++] = '.';
+        memcpy(c->path + pl, field_names[id], nl + 1);
+    }
+    c->labels = id == JS_LABELS;
+    c->check_utf8 = check_utf8;
+    c->max_cells = lim->max_cells;
+    c->max_classes = min_u32(lim->max_classes, BP_MAX_CLASSES);
+    if (id == JS_TARGETS) {
+        c->max_rows = UINT32_MAX;
+        c->max_cols = min_u32(lim->max_units, BP_MAX_UNITS);
+        c->what = "outputs";
+    } else {
+        c->max_rows = predict ? lim->max_predict_rows : UINT32_MAX;
+        c->max_cols = lim->max_features;
+        c->what = "features";
+    }
+    /* Row 0 may reach max_cols before the cells rule is checked at its end. */
+    uint64_t hard = c->labels ? c->max_cells
+                              : (c->max_cells > c->max_cols ? c->max_cells : c->max_cols);
+    c->hard = hard > SIZE_MAX / sizeof(float) ? SIZE_MAX / sizeof(float) : (size_t)hard;
+}
+
+static void col_free(js_col *c)
+{
+    dq_classmap_free(&c->map);
+}
+
+static int col_oom(const js_col *c, srv_err *e)
+{
+    return err_set(e, ERR_UNAVAILABLE, "out of memory reading %s; retry later", c->path);
+}
+
+/* Room for `need` elements of `size` bytes in *p, growing geometrically up
+ * to c->hard (the caller's checks keep need within it). */
+static int col_grow(js_col *c, size_t need, size_t size, void **p, srv_err *e)
+{
+    if (need <= c->cap)
+        return 0;
+    size_t cap = c->cap ? c->cap : JS_FIRST_CAP;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 4 ? need : cap * 2;
+    if (cap > c->hard)
+        cap = c->hard;
+    if (cap < need)
+        return col_oom(c, e);
+    void *np = realloc(*p, cap * size);
+    if (!np)
+        return col_oom(c, e);
+    *p = np;
+    c->cap = cap;
+    return 0;
+}
+
+static int is_start(js_event ev)
+{
+    return ev == EV_START_ARR || ev == EV_START_MAP;
+}
+
+/* Depth 1 of a matrix: its rows. */
+static int col_rows(js_col *c, js_event ev, const jv *v, srv_err *e)
+{
+    js_field *f = c->f;
+    char got[96];
+
+    if (ev == EV_END_ARR) {
+        if (c->counting == CNT_ROWS)
+            return err_set(e, ERR_INVALID_ARGUMENT, "%s: expected at most %u rows, got %llu",
+                           c->path, c->max_rows, (unsigned long long)c->count);
+        if (c->counting == CNT_CELLS)
+            return err_set(e, ERR_INVALID_ARGUMENT,
+                           "%s: %llu rows x %u %s = %llu values; the limit is %llu", c->path,
+                           (unsigned long long)c->count, f->cols, c->what,
+                           (unsigned long long)(c->count * f->cols),
+                           (unsigned long long)c->max_cells);
+        if (f->rows == 0)
+            return err_set(e, ERR_INVALID_ARGUMENT, "%s: expected at least one row, got none",
+                           c->path);
+        c->depth = 0;
+        return 1;
+    }
+    if (c->counting) {
+        c->count++;
+        c->skip = is_start(ev);
+        return 0;
+    }
+    if (ev != EV_START_ARR) {
+        js_describe(ev, v, got, sizeof got);
+        if (f->rows == 0)
+            return err_set(e, ERR_INVALID_ARGUMENT, "%s[0]: expected an array of numbers, got %s",
+                           c->path, got);
+        return err_set(e, ERR_INVALID_ARGUMENT, "%s[%llu]: expected an array of %u numbers, got %s",
+                       c->path, (unsigned long long)f->rows, f->cols, got);
+    }
+    if (f->rows + 1 > c->max_rows) {
+        c->counting = CNT_ROWS;
+        c->count = f->rows + 1;
+        c->skip = 1;
+        return 0;
+    }
+    if (f->rows >= 1) {
+        uint64_t need = (f->rows + 1) * f->cols;
+        if (need > c->max_cells) {
+            c->counting = CNT_CELLS;
+            c->count = f->rows + 1;
+            c->skip = 1;
+            return 0;
+        }
+        if (col_grow(c, (size_t)need, sizeof(float), (void **)&f->X, e))
+            return -1;
+    }
+    c->col = 0;
+    c->depth = 2;
+    return 0;
+}
+
+/* Depth 2 of a matrix: the numbers of one row. */
+static int col_cells(js_col *c, js_event ev, const jv *v, srv_err *e)
+{
+    js_field *f = c->f;
+    const uint64_t r = f->rows;
+    char got[96];
+
+    if (ev == EV_END_ARR) {
+        if (c->counting == CNT_COLS)
+            return err_set(e, ERR_INVALID_ARGUMENT, "%s[0]: expected at most %u numbers (%s), got %llu",
+                           c->path, c->max_cols, c->what, (unsigned long long)c->count);
+        if (c->counting == CNT_RAGGED)
+            return err_set(e, ERR_INVALID_ARGUMENT, "%s[%llu]: expected %u number%s, got %llu",
+                           c->path, (unsigned long long)r, f->cols, f->cols == 1 ? "" : "s",
+                           (unsigned long long)c->count);
+        c->depth = 1;
+        if (r == 0) {
+            if (c->col == 0)
+                return err_set(e, ERR_INVALID_ARGUMENT,
+                               "%s[0]: expected at least one number, got none", c->path);
+            f->cols = c->col;
+            if (f->cols > c->max_cells) {
+                /* One row is over the cells limit: count the rows. */
+                c->counting = CNT_CELLS;
+                c->count = 1;
+                return 0;
+            }
+        } else if (c->col < f->cols) {
+            return err_set(e, ERR_INVALID_ARGUMENT, "%s[%llu]: expected %u number%s, got %u",
+                           c->path, (unsigned long long)r, f->cols, f->cols == 1 ? "" : "s",
+                           c->col);
+        }
+        f->rows++;
+        return 0;
+    }
+    if (c->counting) {
+        c->count++;
+        c->skip = is_start(ev);
+        return 0;
+    }
+    if (ev == EV_SCALAR && (v->t == JV_INT || v->t == JV_REAL)) {
+        /* The hot path: one number into its float. */
+        double d = v->t == JV_INT ? (double)v->i : v->d;
+        if (!(d <= (double)FLT_MAX && d >= -(double)FLT_MAX)) {
+            js_describe(ev, v, got, sizeof got);
+            return err_set(e, ERR_INVALID_ARGUMENT,
+                           "%s[%llu][%u]: expected a finite number within float32 range, got %s",
+                           c->path, (unsigned long long)r, c->col, got);
+        }
+        if (r == 0) {
+            if (c->col + 1 > c->max_cols) {
+                c->counting = CNT_COLS;
+                c->count = (uint64_t)c->col + 1;
+                return 0;
+            }
+            if (col_grow(c, (size_t)c->col + 1, sizeof(float), (void **)&f->X, e))
+                return -1;
+            f->X[c->col++] = (float)d;
+        } else {
+            if (c->col + 1 > f->cols) {
+                c->counting = CNT_RAGGED;
+                c->count = (uint64_t)c->col + 1;
+                return 0;
+            }
+            f->X[r * f->cols + c->col++] = (float)d;
+        }
+        return 0;
+    }
+    js_describe(ev, v, got, sizeof got);
+    return err_set(e, ERR_INVALID_ARGUMENT, "%s[%llu][%u]: expected a finite number, got %s",
+                   c->path, (unsigned long long)r, c->col, got);
+}
+
+/* Depth 1 of a labels array: class names (strings) or indices (integers),
+ * as the first one is. */
+static int col_label(js_col *c, js_event ev, const jv *v, srv_err *e)
+{
+    js_field *f = c->f;
+    const uint64_t i = f->rows;
+    char got[96];
+
+    if (ev == EV_END_ARR) {
+        if (c->mode == 1 && f->labels) {
+            f->class_names = dq_classmap_copy_names(&c->map);
+            if (!f->class_names)
+                return col_oom(c, e);
+            f->n_classes = c->map.n;
+        } else if (c->mode == 2) {
+            f->n_classes = (uint32_t)c->max_idx + 1;
+        }
+        dq_classmap_free(&c->map);
+        c->depth = 0;
+        return 1;
+    }
+    if (c->counting || i >= c->hard) {
+        /* More labels than any inputs can have rows (rows x 1 <= max_cells):
+         * only their number matters now, for "inputs has ... but labels
+         * has ...". */
+        if (!c->counting) {
+            c->counting = CNT_LABELS;
+            free(f->labels);
+            f->labels = NULL;
+            dq_classmap_free(&c->map);
+        }
+        f->rows++;
+        c->skip = is_start(ev);
+        return 0;
+    }
+    int is_str = ev == EV_SCALAR && v->t == JV_STR;
+    int is_int = ev == EV_SCALAR && v->t == JV_INT;
+    if (i == 0) {
+        if (!is_str && !is_int) {
+            js_describe(ev, v, got, sizeof got);
+            return err_set(e, ERR_INVALID_ARGUMENT,
+                           "%s[0]: expected a class name (string) or class index (integer), got %s",
+                           c->path, got);
+        }
+        c->mode = is_str ? 1 : 2;
+    }
+    if (col_grow(c, (size_t)i + 1, sizeof(int32_t), (void **)&f->labels, e))
+        return -1;
+    if (c->mode == 2) {
+        if (!is_int) {
+            js_describe(ev, v, got, sizeof got);
+            return err_set(e, ERR_INVALID_ARGUMENT,
+                           "%s[%llu]: expected a class index (integer) like %s[0], got %s", c->path,
+                           (unsigned long long)i, c->path, got);
+        }
+        if (v->i < 0 || v->i >= (long long)c->max_classes) {
+            js_describe(ev, v, got, sizeof got);
+            return err_set(e, ERR_INVALID_ARGUMENT,
+                           "%s[%llu]: expected an integer between 0 and %lld, got %s", c->path,
+                           (unsigned long long)i, (long long)c->max_classes - 1, got);
+        }
+        f->labels[i] = (int32_t)v->i;
+        if (v->i > c->max_idx)
+            c->max_idx = v->i;
+        f->rows++;
+        return 0;
+    }
+    if (!is_str) {
+        js_describe(ev, v, got, sizeof got);
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "%s[%llu]: expected a class name (string) like %s[0], got %s", c->path,
+                       (unsigned long long)i, c->path, got);
+    }
+    if (v->len == 0)
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "%s[%llu]: expected a non-empty class name, got \"\"", c->path,
+                       (unsigned long long)i);
+    if (v->len > DQ_MAX_CLASS_NAME)
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "%s[%llu]: expected a class name of at most %u bytes, got %zu bytes",
+                       c->path, (unsigned long long)i, DQ_MAX_CLASS_NAME, v->len);
+    if (c->check_utf8 && !dq_utf8_valid(v->s, v->len))
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "%s[%llu]: a class name must be UTF-8 without NUL bytes", c->path,
+                       (unsigned long long)i);
+    uint32_t k;
+    if (dq_classmap_intern(&c->map, v->s, v->len, &k, NULL) < 0)
+        return col_oom(c, e);
+    if (c->map.n > c->max_classes)
+        return err_set(e, ERR_INVALID_ARGUMENT, "%s[%llu]: more than %u distinct classes",
+                       c->path, (unsigned long long)i, c->max_classes);
+    f->labels[i] = (int32_t)k;
+    f->rows++;
+    return 0;
+}
+
+/* A number in a matrix row, the common case inline (the predict hot path):
+ * 1 when stored, 0 when col_event must decide (a limit, a bad value, growth). */
+static inline int col_number_fast(js_col *c, const jv *v)
+{
+    js_field *f = c->f;
+    if (c->depth != 2 || c->skip || c->counting)
+        return 0;
+    double d = v->t == JV_INT ? (double)v->i : v->d;
+    if (!(d <= (double)FLT_MAX && d >= -(double)FLT_MAX))
+        return 0;
+    if (f->rows) {
+        if (c->col >= f->cols)
+            return 0;
+        f->X[f->rows * f->cols + c->col++] = (float)d;
+        return 1;
+    }
+    if (c->col >= c->cap || c->col >= c->max_cols)
+        return 0;
+    f->X[c->col++] = (float)d;
+    return 1;
+}
+
+/* One event.  0 continue, 1 the array is complete, -1 error in *e (the
+ * field is then the caller's to free). */
+static int col_event(js_col *c, js_event ev, const jv *v, srv_err *e)
+{
+    if (c->skip) {
+        if (is_start(ev))
+            c->skip++;
+        else if (ev == EV_END_ARR || ev == EV_END_MAP)
+            c->skip--;
+        return 0;
+    }
+    if (c->depth == 0) { /* its '[' (the drivers start a field on nothing else) */
+        c->depth = 1;
+        c->f->present = 1;
+        return 0;
+    }
+    if (c->labels)
+        return col_label(c, ev, v, e);
+    return c->depth == 1 ? col_rows(c, ev, v, e) : col_cells(c, ev, v, e);
+}
+
+void jsonstream_field_free(js_field *f)
+{
+    if (!f)
+        return;
+    free(f->X);
+    free(f->labels);
+    if (f->class_names) {
+        for (uint32_t i = 0; i < f->n_classes; i++)
+            free(f->class_names[i]);
+        free(f->class_names);
+    }
+    memset(f, 0, sizeof *f);
+}
+
+void jsonstream_result_free(jsonstream_result *r)
+{
+    if (!r)
+        return;
+    json_decref(r->tree);
+    r->tree = NULL;
+    for (int i = 0; i < JS_NFIELDS; i++)
+        jsonstream_field_free(&r->field[i]);
+}
+
+/* A jansson value as collector events.  An element the collector only
+ * counts (c->skip after its start) is not descended into. */
+static int col_walk(js_col *c, const json_t *v, srv_err *e)
+{
+    jv x = {0};
+    int r;
+    switch (json_typeof(v)) {
+    case JSON_ARRAY:
+        if ((r = col_event(c, EV_START_ARR, NULL, e)) < 0)
+            return r;
+        if (!c->skip) {
+            for (size_t i = 0, n = json_array_size(v); i < n; i++)
+                if ((r = col_walk(c, json_array_get(v, i), e)) < 0)
+                    return r;
+        }
+        return col_event(c, EV_END_ARR, NULL, e);
+    case JSON_OBJECT:
+        if ((r = col_event(c, EV_START_MAP, NULL, e)) < 0)
+            return r;
+        return col_event(c, EV_END_MAP, NULL, e);
+    case JSON_INTEGER:
+        x.t = JV_INT;
+        x.i = json_integer_value(v);
+        break;
+    case JSON_REAL:
+        x.t = JV_REAL;
+        x.d = json_real_value(v);
+        break;
+    case JSON_STRING:
+        x.t = JV_STR;
+        x.s = json_string_value(v);
+        x.len = json_string_length(v);
+        break;
+    case JSON_TRUE: x.t = JV_TRUE; break;
+    case JSON_FALSE: x.t = JV_FALSE; break;
+    default: x.t = JV_NULL; break;
+    }
+    return col_event(c, EV_SCALAR, &x, e);
+}
+
+int jsonstream_collect(const json_t *array, js_field_id id, const char *prefix, int predict,
+                       const srv_limits *lim, js_field *out, srv_err *e)
+{
+    js_col c;
+    col_init(&c, id, prefix, predict, lim, out, 1);
+    int r = json_is_array(array) ? col_walk(&c, array, e)
+                                 : err_set(e, ERR_INTERNAL, "%s: not an array", c.path);
+    col_free(&c);
+    if (r != 1) {
+        jsonstream_field_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the stream ---------------------------------------------------------- */
+
+typedef struct {
+    json_t *node;        /* the object or array being filled */
+    int is_obj;
+    uint32_t count;      /* array elements seen */
+    uint32_t limit;      /* 0, or the most elements kept (a model's layers) */
+    int data;            /* an object whose inputs/targets/labels are extracted */
+    unsigned taken;      /* bit per js_field_id extracted from it */
+} js_frame;
+
+/* What the raw scan keeps between chunks. */
+typedef struct {
+    int in_str;
+    int esc;             /* 0; 1 after a backslash; 2..5 reading \u's hex digits */
+    int want_low;        /* a high surrogate escape awaits its low half */
+    unsigned hex, high;
+    uint64_t run;        /* bytes of the current string, or token outside strings */
+} js_raw;
+
+struct jsonstream {
+    yajl_handle h;
+    js_body kind;
+    srv_limits lim;
+    /* errors: a syntax error (or a hard stop) ends the reading; a data
+     * error drops what was kept and leaves only the syntax to check */
+    int failed;
+    int has_err;
+    int validate_only;
+    int top_array;
+    srv_err err;
+    const char *syntax;  /* a callback's syntax error, for its position */
+    char syntax_buf[96];
+    /* position: bytes given to yajl, newlines among them, the last line's start */
+    uint64_t fed, lines, line_start;
+    js_raw raw;
+    uint64_t received;   /* bytes given to jsonstream_feed */
+    char *stage;         /* bytes held back from yajl (JS_FEED_MIN) */
+    size_t stage_len, stage_cap;
+    /* the tree */
+    uint32_t depth;      /* open containers of every kind */
+    json_t *root;
+    js_frame *fr;        /* fr_small until deeper than it */
+    uint32_t nfr, cap_fr;
+    js_frame fr_small[8];
+    uint32_t skip;       /* nesting inside a tree value not kept */
+    char *key;           /* key_small until a longer key */
+    size_t key_len, key_cap;
+    char key_small[64];
+    uint64_t values, max_values, bytes;
+    /* the data */
+    int collecting;
+    js_col col;
+    js_field field[JS_NFIELDS];
+};
+
+/* Drops the tree and the data (after an error): memory back at once. */
+static void js_drop(jsonstream *s)
+{
+    json_decref(s->root);
+    s->root = NULL;
+    s->nfr = 0;
+    s->skip = 0;
+    if (s->collecting)
+        col_free(&s->col);
+    s->collecting = 0;
+    for (int i = 0; i < JS_NFIELDS; i++)
+        jsonstream_field_free(&s->field[i]);
+}
+
+/* A syntax error: the parse stops (the callback returns 0). */
+static int js_syntax(jsonstream *s, const char *msg)
+{
+    s->syntax = msg;
+    return 0;
+}
+
+static int js_oom(jsonstream *s)
+{
+    err_set(&s->err, ERR_UNAVAILABLE, "out of memory reading the request body; retry later");
+    s->syntax = NULL;
+    s->failed = 1;
+    return 0;
+}
+
+/* An error in the data (its message already in s->err when fmt is NULL):
+ * nothing more is kept, the rest is only checked as JSON. */
+__attribute__((format(printf, 2, 3))) static int js_data_error(jsonstream *s, const char *fmt, ...)
+{
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        s->err.code = ERR_INVALID_ARGUMENT;
+        vsnprintf(s->err.msg, sizeof s->err.msg, fmt, ap);
+        va_end(ap);
+    }
+    if (s->err.code == ERR_UNAVAILABLE)
+        return js_oom(s);
+    s->has_err = 1;
+    s->validate_only = 1;
+    js_drop(s);
+    return 1;
+}
+
+static int js_col_event(jsonstream *s, js_event ev, const jv *v)
+{
+    int r = col_event(&s->col, ev, v, &s->err);
+    if (r == 0)
+        return 1;
+    if (r == 1) {
+        col_free(&s->col);
+        s->collecting = 0;
+        return 1;
+    }
+    return js_data_error(s, NULL);
+}
+
+/* Which extracted field a key names in a data object, or -1. */
+static int js_data_key(const jsonstream *s, const char *k, size_t n)
+{
+    for (int id = 0; id < JS_NFIELDS; id++) {
+        if (id != JS_INPUTS && s->kind == JS_BODY_PREDICT)
+            break;
+        if (strlen(field_names[id]) == n && memcmp(field_names[id], k, n) == 0)
+            return id;
+    }
+    return -1;
+}
+
+static int js_key_is(const jsonstream *s, const char *k)
+{
+    return s->key_len == strlen(k) && memcmp(s->key, k, s->key_len) == 0;
+}
+
+/* Is the next value of the innermost container kept?  1 yes, 0 no (a
+ * model's layers past the limit, or the tree's budget spent). */
+static int js_slot(jsonstream *s)
+{
+    js_frame *top = &s->fr[s->nfr - 1];
+    if (!top->is_obj) {
+        top->count++;
+        if (top->limit && top->count > top->limit)
+            return 0;
+    }
+    if (++s->values > s->max_values) {
+        js_data_error(s,
+                      "request body: more than %llu JSON values besides the data arrays; "
+                      "expected a %s body",
+                      (unsigned long long)s->max_values,
+                      s->kind == JS_BODY_MODEL     ? "model"
+                      : s->kind == JS_BODY_JOB     ? "job"
+                      : s->kind == JS_BODY_DATASET ? "dataset"
+                      : s->kind == JS_BODY_PREDICT ? "prediction"
+                                                   : "request");
+        return 0;
+    }
+    return 1;
+}
+
+/* Puts v (owned) into the innermost container under the pending key. */
+static int js_put(jsonstream *s, json_t *v)
+{
+    js_frame *top = &s->fr[s->nfr - 1];
+    if (!v)
+        return js_oom(s);
+    if (top->is_obj) {
+        int id = top->data ? js_data_key(s, s->key, s->key_len) : -1;
+        if ((id >= 0 && (top->taken >> id) & 1u) || json_object_getn(top->node, s->key, s->key_len)) {
+            json_decref(v);
+            return js_syntax(s, "duplicate object key");
+        }
+        if (json_object_setn_new_nocheck(top->node, s->key, s->key_len, v))
+            return js_oom(s);
+    } else if (json_array_append_new(top->node, v)) {
+        return js_oom(s);
+    }
+    return 1;
+}
+
+static int js_push(jsonstream *s, json_t *node, int is_obj, uint32_t limit, int data)
+{
+    if (s->nfr == s->cap_fr) {
+        uint32_t cap = s->cap_fr * 2;
+        js_frame *fr = malloc(cap * sizeof *fr);
+        if (!fr)
+            return js_oom(s);
+        memcpy(fr, s->fr, s->nfr * sizeof *fr);
+        if (s->fr != s->fr_small)
+            free(s->fr);
+        s->fr = fr;
+        s->cap_fr = cap;
+    }
+    s->fr[s->nfr++] = (js_frame){.node = node, .is_obj = is_obj, .limit = limit, .data = data};
+    return 1;
+}
+
+static int js_start(jsonstream *s, int is_obj)
+{
+    if (s->depth >= JS_MAX_DEPTH)
+        return js_syntax(s, "maximum parsing depth reached");
+    s->depth++;
+    if (s->validate_only)
+        return 1;
+    if (s->collecting)
+        return js_col_event(s, is_obj ? EV_START_MAP : EV_START_ARR, NULL);
+    if (s->skip) {
+        s->skip++;
+        return 1;
+    }
+    if (s->depth == 1) {
+        if (!is_obj) { /* answered "expected a JSON object" if it is valid JSON */
+            s->top_array = 1;
+            s->validate_only = 1;
+            return 1;
+        }
+        if (!(s->root = json_object()))
+            return js_oom(s);
+        return js_push(s, s->root, 1, 0,
+                       s->kind == JS_BODY_DATASET || s->kind == JS_BODY_PREDICT);
+    }
+    js_frame *top = &s->fr[s->nfr - 1];
+    if (!is_obj && top->is_obj && top->data) {
+        int id = js_data_key(s, s->key, s->key_len);
+        if (id >= 0) {
+            if ((top->taken >> id) & 1u || json_object_getn(top->node, s->key, s->key_len))
+                return js_syntax(s, "duplicate object key");
+            top->taken |= 1u << id;
+            col_init(&s->col, (js_field_id)id, s->kind == JS_BODY_JOB ? "data" : "",
+                     s->kind == JS_BODY_PREDICT, &s->lim, &s->field[id], 0);
+            s->collecting = 1;
+            return js_col_event(s, EV_START_ARR, NULL);
+        }
+    }
+    /* Flags of the new container, from its key, before js_put uses it. */
+    int at_root = s->nfr == 1;
+    int data = is_obj && at_root && s->kind == JS_BODY_JOB && js_key_is(s, "data");
+    uint32_t limit = 0;
+    if (!is_obj && at_root && s->kind == JS_BODY_MODEL && js_key_is(s, "layers"))
+        limit = min_u32(s->lim.max_layers, BP_MAX_LAYERS);
+    if (!js_slot(s)) {
+        s->skip = 1;
+        return 1;
+    }
+    json_t *node = is_obj ? json_object() : json_array();
+    if (!node)
+        return js_oom(s);
+    if (!js_put(s, node))
+        return 0;
+    return js_push(s, node, is_obj, limit, data);
+}
+
+static int js_end(jsonstream *s, int is_obj)
+{
+    s->depth--;
+    if (s->validate_only)
+        return 1;
+    if (s->collecting)
+        return js_col_event(s, is_obj ? EV_END_MAP : EV_END_ARR, NULL);
+    if (s->skip) {
+        s->skip--;
+        return 1;
+    }
+    js_frame *top = &s->fr[--s->nfr];
+    if (top->limit && top->count > top->limit)
+        return js_data_error(s, "layers: expected between 1 and %u layers, got %u", top->limit,
+                             top->count);
+    return 1;
+}
+
+static int js_scalar(jsonstream *s, const jv *v)
+{
+    if (s->depth == 0)
+        return js_syntax(s, "'[' or '{' expected");
+    if (s->validate_only)
+        return 1;
+    if (s->collecting)
+        return js_col_event(s, EV_SCALAR, v);
+    if (s->skip || !js_slot(s))
+        return 1;
+    json_t *x;
+    switch (v->t) {
+    case JV_NULL: x = json_null(); break;
+    case JV_TRUE: x = json_true(); break;
+    case JV_FALSE: x = json_false(); break;
+    case JV_INT: x = json_integer(v->i); break;
+    case JV_REAL: x = json_real(v->d); break;
+    default: x = json_stringn_nocheck(v->s, v->len); break;
+    }
+    return js_put(s, x);
+}
+
+/* Strings the tree keeps count against JS_TREE_BYTES. */
+static int js_tree_bytes(jsonstream *s, size_t n)
+{
+    s->bytes += n;
+    if (s->bytes <= JS_TREE_BYTES)
+        return 1;
+    return js_data_error(s,
+                         "request body: more than %u bytes of keys and strings besides the data "
+                         "arrays",
+                         JS_TREE_BYTES);
+}
+
+/* ---- yajl callbacks ---- */
+
+static int cb_null(void *ctx)
+{
+    jv v = {.t = JV_NULL};
+    return js_scalar(ctx, &v);
+}
+
+static int cb_boolean(void *ctx, int b)
+{
+    jv v = {.t = b ? JV_TRUE : JV_FALSE};
+    return js_scalar(ctx, &v);
+}
+
+static int cb_number(void *ctx, const char *t, size_t n)
+{
+    jsonstream *s = ctx;
+    const char *why = NULL;
+    jv v;
+    int r = js_number(t, n, &v, &why);
+    if (r == -2)
+        return js_oom(s);
+    if (r < 0)
+        return js_syntax(s, why);
+    if (s->collecting && !s->validate_only && col_number_fast(&s->col, &v))
+        return 1;
+    return js_scalar(s, &v);
+}
+
+static int cb_string(void *ctx, const unsigned char *t, size_t n)
+{
+    jsonstream *s = ctx;
+    if (!dq_utf8_valid((const char *)t, n))
+        return js_syntax(s, "a string holds invalid UTF-8 or a NUL byte");
+    if (!s->validate_only && !s->collecting && !s->skip && s->depth > 0 && !js_tree_bytes(s, n))
+        return 0;
+    jv v = {.t = JV_STR, .s = (const char *)t, .len = n};
+    return js_scalar(s, &v);
+}
+
+static int cb_map_key(void *ctx, const unsigned char *t, size_t n)
+{
+    jsonstream *s = ctx;
+    if (!dq_utf8_valid((const char *)t, n))
+        return js_syntax(s, "an object key holds invalid UTF-8 or a NUL byte");
+    if (s->validate_only || s->collecting || s->skip)
+        return 1;
+    if (!js_tree_bytes(s, n))
+        return 0;
+    if (s->validate_only) /* the budget just ran out */
+        return 1;
+    if (n + 1 > s->key_cap) {
+        size_t cap = s->key_cap;
+        while (cap < n + 1)
+            cap *= 2;
+        char *k = malloc(cap);
+        if (!k)
+            return js_oom(s);
+        if (s->key != s->key_small)
+            free(s->key);
+        s->key = k;
+        s->key_cap = cap;
+    }
+    memcpy(s->key, t, n);
+    s->key[n] = '\0';
+    s->key_len = n;
+    return 1;
+}
+
+static int cb_start_map(void *ctx)
+{
+    return js_start(ctx, 1);
+}
+
+static int cb_end_map(void *ctx)
+{
+    return js_end(ctx, 1);
+}
+
+static int cb_start_array(void *ctx)
+{
+    return js_start(ctx, 0);
+}
+
+static int cb_end_array(void *ctx)
+{
+    return js_end(ctx, 0);
+}
+
+static const yajl_callbacks js_callbacks = {
+    .yajl_null = cb_null,
+    .yajl_boolean = cb_boolean,
+    .yajl_number = cb_number,
+    .yajl_string = cb_string,
+    .yajl_start_map = cb_start_map,
+    .yajl_map_key = cb_map_key,
+    .yajl_end_map = cb_end_map,
+    .yajl_start_array = cb_start_array,
+    .yajl_end_array = cb_end_array,
+};
+
+/* ---- the raw scan ---- */
+
+/* Bytes that end a token outside strings. */
+static const unsigned char js_sep[256] = {
+    [' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [','] = 1, [':'] = 1,
+    ['['] = 1, [']'] = 1,  ['{'] = 1,  ['}'] = 1,  ['"'] = 1,
+};
+
+enum { RAW_OK, RAW_SURROGATE, RAW_LONG_STRING, RAW_LONG_TOKEN };
+
+static int hexval(unsigned c)
+{
+    if (c >= '0' && c <= '9')
+        return (int)(c - '0');
+    c |= 0x20;
+    if (c >= 'a' && c <= 'f')
+        return (int)(c - 'a' + 10);
+    return -1;
+}
+
+/* Scans buf for what yajl lets through or would buffer whole.  Returns the
+ * offset of the offending byte with *why set, or len. */
+static size_t raw_scan(js_raw *r, const char *buf, size_t len, int *why)
+{
+    const unsigned char *b = (const unsigned char *)buf, *p = b, *end = b + len;
+    *why = RAW_OK;
+    while (p < end) {
+        if (!r->in_str) {
+            const unsigned char *q = memchr(p, '"', (size_t)(end - p));
+            const unsigned char *stop = q ? q : end;
+            size_t span = (size_t)(stop - p);
+            if (r->run + span <= JS_MAX_TOKEN) {
+                /* No token can be too long here: carry the last one's length. */
+                const unsigned char *t = stop;
+                while (t > p && !js_sep[t[-1]])
+                    t--;
+                r->run = t == p ? r->run + span : (uint64_t)(stop - t);
+            } else {
+                for (const unsigned char *x = p; x < stop; x++) {
+                    if (js_sep[*x])
+                        r->run = 0;
+                    else if (++r->run > JS_MAX_TOKEN) {
+                        *why = RAW_LONG_TOKEN;
+                        return (size_t)(x - b);
+                    }
+                }
+            }
+            if (!q)
+                return len;
+            r->in_str = 1;
+            r->run = 0;
+            p = q + 1;
+            continue;
+        }
+        for (; p < end; p++) {
+            unsigned c = *p;
+            if (r->esc == 0) {
+                if (r->want_low && c != '\\') {
+                    *why = RAW_SURROGATE;
+                    return (size_t)(p - b);
+                }
+                if (c == '"') {
+                    r->in_str = 0;
+                    r->run = 0;
+                    p++;
+                    break;
+                }
+                if (c == '\\')
+                    r->esc = 1;
+            } else if (r->esc == 1) {
+                if (c == 'u') {
+                    r->esc = 2;
+                    r->hex = 0;
+                } else {
+                    if (r->want_low) {
+                        *why = RAW_SURROGATE;
+                        return (size_t)(p - b);
+                    }
+                    r->esc = 0;
+                }
+            } else {
+                int d = hexval(c);
+                if (d < 0) { /* not an escape yajl accepts: it reports it */
+                    r->esc = 0;
+                    r->want_low = 0;
+                } else {
+                    r->hex = r->hex << 4 | (unsigned)d;
+                    if (++r->esc == 6) {
+                        r->esc = 0;
+                        if (r->want_low) {
+                            if (r->hex < 0xDC00 || r->hex > 0xDFFF) {
+                                *why = RAW_SURROGATE;
+                                return (size_t)(p - b);
+                            }
+                            r->want_low = 0;
+                        } else if (r->hex >= 0xD800 && r->hex <= 0xDBFF) {
+                            r->want_low = 1;
+                            r->high = r->hex;
+                        }
+                    }
+                }
+            }
+            if (++r->run > JS_MAX_STRING) {
+                *why = RAW_LONG_STRING;
+                return (size_t)(p - b);
+            }
+        }
+    }
+    return len;
+}
+
+/* ---- the public side ---- */
+
+jsonstream *jsonstream_new(js_body kind, const srv_limits *lim)
+{
+    jsonstream *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->kind = kind;
+    s->lim = *lim;
+    s->fr = s->fr_small;
+    s->cap_fr = sizeof s->fr_small / sizeof s->fr_small[0];
+    s->key = s->key_small;
+    s->key_cap = sizeof s->key_small;
+    s->max_values = JS_TREE_VALUES +
+                    (uint64_t)JS_TREE_PER_LAYER * min_u32(lim->max_layers, BP_MAX_LAYERS);
+    s->h = yajl_alloc(&js_callbacks, NULL, s);
+    if (!s->h) {
+        free(s);
+        return NULL;
+    }
+    /* Strings are checked here (dq_utf8_valid), more strictly than yajl
+     * does (overlong forms, surrogates, code points past U+10FFFF). */
+    yajl_config(s->h, yajl_dont_validate_strings, 1);
+    return s;
+}
+
+void jsonstream_free(jsonstream *s)
+{
+    if (!s)
+        return;
+    js_drop(s);
+    yajl_free(s->h);
+    free(s->stage);
+    if (s->fr != s->fr_small)
+        free(s->fr);
+    if (s->key != s->key_small)
+        free(s->key);
+    free(s);
+}
+
+/* Line and column (1-based) of offset k of the current chunk. */
+static void js_position(const jsonstream *s, const char *buf, size_t k, unsigned long long *line,
+                        unsigned long long *col)
+{
+    uint64_t ln = s->lines, start = s->line_start;
+    const char *p = buf, *end = buf ? buf + k : NULL;
+    while (p && p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        ln++;
+        p++;
+        start = s->fed + (uint64_t)(p - buf);
+    }
+    *line = ln + 1;
+    *col = s->fed + k - start + 1;
+}
+
+/* The parse stopped at offset k of the current chunk: a syntax error
+ * (s->syntax, or yajl's own), a limit (msg, code), or out of memory
+ * (s->err already set). */
+static void js_fail(jsonstream *s, const char *buf, size_t k, yajl_status st, const char *msg,
+                    err_code code)
+{
+    unsigned long long line, col;
+    js_position(s, buf, k, &line, &col);
+    if (msg) {
+        err_set(&s->err, code, "%s at line %llu, column %llu", msg, line, col);
+    } else if (st == yajl_status_client_canceled && !s->syntax) {
+        /* out of memory: s->err says so */
+    } else {
+        char text[160];
+        if (st == yajl_status_client_canceled) {
+            snprintf(text, sizeof text, "%s", s->syntax);
+        } else {
+            unsigned char *y = yajl_get_error(s->h, 0, NULL, 0);
+            snprintf(text, sizeof text, "%s", y ? (const char *)y : "parse error");
+            if (y)
+                yajl_free_error(s->h, y);
+            size_t n = strlen(text);
+            while (n && (text[n - 1] == '\n' || text[n - 1] == ' ' || text[n - 1] == '.'))
+                text[--n] = '\0';
+        }
+        err_set(&s->err, ERR_INVALID_JSON, "invalid JSON at line %llu, column %llu: %s", line, col,
+                text);
+    }
+    s->failed = 1;
+    js_drop(s);
+}
+
+/* Gives text to yajl. */
+static int js_parse(jsonstream *s, const char *buf, size_t len)
+{
+    yajl_status st = yajl_parse(s->h, (const unsigned char *)buf, len);
+    if (st != yajl_status_ok) {
+        js_fail(s, buf, yajl_get_bytes_consumed(s->h), st, NULL, ERR_INVALID_JSON);
+        return -1;
+    }
+    for (const char *p = buf, *end = buf + len; (p = memchr(p, '\n', (size_t)(end - p))) != NULL;) {
+        s->lines++;
+        p++;
+        s->line_start = s->fed + (uint64_t)(p - buf);
+    }
+    s->fed += len;
+    return 0;
+}
+
+/* Text for yajl, held back while it is a short piece ending inside a token
+ * (JS_FEED_MIN); flush: give everything now. */
+static int js_pass(jsonstream *s, const char *buf, size_t len, int flush)
+{
+    if (s->stage_len == 0 && (flush || len >= JS_FEED_MIN))
+        return len ? js_parse(s, buf, len) : 0;
+    if (len > s->stage_cap - s->stage_len) {
+        size_t cap = s->stage_cap ? s->stage_cap : JS_FEED_MIN;
+        while (cap - s->stage_len < len)
+            cap *= 2;
+        char *p = realloc(s->stage, cap);
+        if (!p) {
+            js_oom(s);
+            js_drop(s);
+            return -1;
+        }
+        s->stage = p;
+        s->stage_cap = cap;
+    }
+    if (len)
+        memcpy(s->stage + s->stage_len, buf, len);
+    s->stage_len += len;
+    if (!flush && s->stage_len < JS_FEED_MIN)
+        return 0;
+    size_t n = s->stage_len;
+    s->stage_len = 0;
+    return js_parse(s, s->stage, n);
+}
+
+int jsonstream_feed(jsonstream *s, const char *buf, size_t len, srv_err *e)
+{
+    if (s->failed) {
+        *e = s->err;
+        return -1;
+    }
+    if (len == 0)
+        return 0;
+    s->received += len;
+    int why;
+    size_t ok = raw_scan(&s->raw, buf, len, &why);
+    if (why == RAW_OK) {
+        /* A chunk that ends between tokens leaves nothing half-lexed in yajl. */
+        int clean = !s->raw.in_str && s->raw.run == 0;
+        if (js_pass(s, buf, len, clean) == 0)
+            return 0;
+        *e = s->err;
+        return -1;
+    }
+    /* What precedes the offending byte goes to yajl first: an earlier
+     * syntax error is the one to report. */
+    if (js_pass(s, buf, ok, 1) != 0) {
+        *e = s->err;
+        return -1;
+    }
+    if (why == RAW_SURROGATE) {
+        snprintf(s->syntax_buf, sizeof s->syntax_buf,
+                 "invalid Unicode '\\u%04X' (a surrogate without its pair)", s->raw.high);
+        s->syntax = s->syntax_buf;
+        js_fail(s, NULL, 0, yajl_status_client_canceled, NULL, ERR_INVALID_JSON);
+    } else {
+        char msg[96];
+        if (why == RAW_LONG_STRING)
+            snprintf(msg, sizeof msg, "request body: a string longer than %u bytes",
+                     JS_MAX_STRING);
+        else
+            snprintf(msg, sizeof msg, "request body: a number or literal longer than %u bytes",
+                     JS_MAX_TOKEN);
+        js_fail(s, NULL, 0, yajl_status_error, msg, ERR_INVALID_ARGUMENT);
+    }
+    *e = s->err;
+    return -1;
+}
+
+int jsonstream_finish(jsonstream *s, jsonstream_result *out, srv_err *e)
+{
+    memset(out, 0, sizeof *out);
+    if (!s->failed) {
+        if (s->received == 0) {
+            err_set(&s->err, ERR_INVALID_JSON, "request body is empty; expected a JSON object");
+            s->failed = 1;
+        } else if (js_pass(s, NULL, 0, 1) == 0) {
+            yajl_status st = yajl_complete_parse(s->h);
+            if (st != yajl_status_ok)
+                js_fail(s, NULL, 0, st, NULL, ERR_INVALID_JSON);
+        }
+    }
+    if (s->failed || s->has_err) {
+        js_drop(s);
+        *e = s->err;
+        return -1;
+    }
+    if (s->top_array)
+        return err_set(e, ERR_INVALID_ARGUMENT, "request body: expected a JSON object");
+    out->tree = s->root;
+    s->root = NULL;
+    memcpy(out->field, s->field, sizeof out->field);
+    memset(s->field, 0, sizeof s->field);
+    return 0;
+}
+
+int jsonstream_parse(js_body kind, const srv_limits *lim, const char *buf, size_t len,
+                     jsonstream_result *out, srv_err *e)
+{
+    memset(out, 0, sizeof *out);
+    jsonstream *s = jsonstream_new(kind, lim);
+    if (!s)
+        return err_set(e, ERR_UNAVAILABLE, "out of memory reading the request body; retry later");
+    int rc = jsonstream_feed(s, buf, len, e);
+    if (rc == 0)
+        rc = jsonstream_finish(s, out, e);
+    jsonstream_free(s);
+    return rc;
+}
