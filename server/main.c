@@ -22,6 +22,7 @@
 #include "cache.h"
 #include "config.h"
 #include "http.h"
+#include "blas_tune.h"
 #include "keys_cli.h"
 #include "log.h"
 #include "metrics.h"
@@ -87,6 +88,8 @@ int main(int argc, char **argv)
     sigset_t stop_set;
     srv_err e;
     int rc, sig;
+
+    blas_tune_reexec(argv); /* before any thread: may exec us again */
 
     /* `backpropd keys ...` manages API keys and exits. */
     if (argc >= 2 && strcmp(argv[1], "keys") == 0)
@@ -177,9 +180,10 @@ int main(int argc, char **argv)
     {
         int port = http_daemon_port(d);
         int v6 = strchr(a.cfg.bind, ':') != NULL;
-        log_msg(LOG_INFO, "listening on http://%s%s%s:%d (db %s, %d workers, %d http threads)",
+        log_msg(LOG_INFO, "listening on http://%s%s%s:%d (db %s, %d workers, %d http threads, "
+                "OpenBLAS %s)",
                 v6 ? "[" : "", a.cfg.bind, v6 ? "]" : "", port ? port : a.cfg.port, a.cfg.db,
-                a.cfg.workers, a.cfg.http_threads);
+                a.cfg.workers, a.cfg.http_threads, blas_tune_core());
     }
 
     for (;;) {
