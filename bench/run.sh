@@ -6,6 +6,7 @@
 #   BENCH_PEERS=1 forces the peers, BENCH_PEERS=0 skips them; by default they
 #   run when /usr/bin/python3 can import torch and sklearn.
 #   BENCH_ARGS="digits predict" limits bench_core's workloads.
+#   BENCH_HTTP=0 skips the HTTP prediction benchmark (bench/http_bench.sh).
 set -u
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,5 +46,8 @@ if [ "$run_peers" = 1 ]; then
     else
         echo "bench/run.sh: peers requested but $PEERS is missing" >&2
     fi
+fi
+if [ "${BENCH_HTTP:-1}" = 1 ] && [ -x "$BUILD/backpropd" ]; then
+    bash "$ROOT/bench/http_bench.sh" "$BUILD" || echo "bench/run.sh: http_bench.sh failed (exit $?)" >&2
 fi
 exit 0
