@@ -650,6 +650,184 @@ int jsonstream_collect(const json_t *array, js_field_id id, const char *prefix, 
     return 0;
 }
 
+/* ---- duplicate keys -------------------------------------------------------
+ * JSON_REJECT_DUPLICATES for every object of the body, whatever else is
+ * kept of it (the tree, a matrix, nothing after an error): the keys of the
+ * objects still open, innermost last, in one byte stack, with a hash index
+ * for an object once it has more than a few keys.  Closing an object drops
+ * its keys.  Past JS_KEYS_BYTES / JS_KEYS_MAX held at once (far beyond any
+ * request the tree's budget lets through) duplicates are no longer looked
+ * for. */
+
+#define JS_KEYS_BYTES (1u << 20)
+#define JS_KEYS_MAX (64u << 10)
+#define JS_KEYS_LINEAR 16u
+
+typedef struct {
+    uint64_t h;
+    size_t off;
+    size_t len;
+} js_key;
+
+typedef struct {
+    size_t first;        /* its first entry */
+    size_t bytes;        /* the byte stack's length when it opened */
+    uint32_t *slots;     /* hash index (entry - first + 1), once past JS_KEYS_LINEAR */
+    uint32_t nslots;
+} js_obj;
+
+typedef struct {
+    char *b;
+    size_t nb, capb;
+    js_key *k;
+    size_t nk, capk;
+    js_obj *o;
+    uint32_t no, capo;
+    int gave_up;
+    /* the common small case without allocations */
+    char b_small[256];
+    js_key k_small[16];
+    js_obj o_small[8];
+} js_keys;
+
+static void keys_init(js_keys *t)
+{
+    t->b = t->b_small;
+    t->capb = sizeof t->b_small;
+    t->k = t->k_small;
+    t->capk = sizeof t->k_small / sizeof t->k_small[0];
+    t->o = t->o_small;
+    t->capo = sizeof t->o_small / sizeof t->o_small[0];
+}
+
+static void keys_free(js_keys *t)
+{
+    for (uint32_t i = 0; i < t->no; i++)
+        free(t->o[i].slots);
+    if (t->b != t->b_small)
+        free(t->b);
+    if (t->k != t->k_small)
+        free(t->k);
+    if (t->o != t->o_small)
+        free(t->o);
+    t->no = 0;
+    t->nk = t->nb = 0;
+}
+
+/* Grows an array that starts in an inline buffer. */
+static int keys_grow(void **p, void *small, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap * 2;
+    while (c < need)
+        c *= 2;
+    void *np = malloc(c * size);
+    if (!np)
+        return -1;
+    memcpy(np, *p, *cap * size);
+    if (*p != small)
+        free(*p);
+    *p = np;
+    *cap = c;
+    return 0;
+}
+
+static uint64_t keys_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static int keys_open(js_keys *t)
+{
+    if (t->gave_up)
+        return 0;
+    size_t cap = t->capo;
+    if (keys_grow((void **)&t->o, t->o_small, &cap, (size_t)t->no + 1, sizeof *t->o))
+        return -1;
+    t->capo = (uint32_t)cap;
+    t->o[t->no++] = (js_obj){.first = t->nk, .bytes = t->nb};
+    return 0;
+}
+
+static void keys_close(js_keys *t)
+{
+    if (t->gave_up || t->no == 0)
+        return;
+    js_obj *o = &t->o[--t->no];
+    t->nk = o->first;
+    t->nb = o->bytes;
+    free(o->slots);
+}
+
+/* (Re)builds an object's hash index at twice its keys, load under 1/2. */
+static int keys_index(js_keys *t, js_obj *o)
+{
+    size_t n = t->nk - o->first;
+    uint32_t ns = 64;
+    while (ns < 4 * n)
+        ns *= 2;
+    uint32_t *sl = calloc(ns, sizeof *sl);
+    if (!sl)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t j = (uint32_t)t->k[o->first + i].h & (ns - 1);
+        while (sl[j])
+            j = (j + 1) & (ns - 1);
+        sl[j] = (uint32_t)i + 1;
+    }
+    free(o->slots);
+    o->slots = sl;
+    o->nslots = ns;
+    return 0;
+}
+
+/* 1: the innermost open object already has this key; 0: added (or no
+ * longer tracked); -1 out of memory. */
+static int keys_add(js_keys *t, const char *key, size_t len)
+{
+    if (t->gave_up || t->no == 0)
+        return 0;
+    js_obj *o = &t->o[t->no - 1];
+    uint64_t h = keys_hash(key, len);
+    size_t n = t->nk - o->first;
+    if (!o->slots) {
+        for (size_t i = o->first; i < t->nk; i++)
+            if (t->k[i].h == h && t->k[i].len == len && memcmp(t->b + t->k[i].off, key, len) == 0)
+                return 1;
+    } else {
+        for (uint32_t j = (uint32_t)h & (o->nslots - 1); o->slots[j]; j = (j + 1) & (o->nslots - 1)) {
+            const js_key *k = &t->k[o->first + o->slots[j] - 1];
+            if (k->h == h && k->len == len && memcmp(t->b + k->off, key, len) == 0)
+                return 1;
+        }
+    }
+    if (t->nb + len > JS_KEYS_BYTES || t->nk + 1 > JS_KEYS_MAX) {
+        keys_free(t);
+        t->gave_up = 1;
+        return 0;
+    }
+    if (keys_grow((void **)&t->b, t->b_small, &t->capb, t->nb + len, 1) ||
+        keys_grow((void **)&t->k, t->k_small, &t->capk, t->nk + 1, sizeof *t->k))
+        return -1;
+    memcpy(t->b + t->nb, key, len);
+    t->k[t->nk++] = (js_key){.h = h, .off = t->nb, .len = len};
+    t->nb += len;
+    n++;
+    if (n > JS_KEYS_LINEAR && (!o->slots || 2 * n > o->nslots))
+        return keys_index(t, o) ? -1 : 0;
+    if (o->slots) {
+        uint32_t j = (uint32_t)h & (o->nslots - 1);
+        while (o->slots[j])
+            j = (j + 1) & (o->nslots - 1);
+        o->slots[j] = (uint32_t)n;
+    }
+    return 0;
+}
+
 /* ---- the stream ---------------------------------------------------------- */
 
 typedef struct {
@@ -658,7 +836,6 @@ typedef struct {
     uint32_t count;      /* array elements seen */
     uint32_t limit;      /* 0, or the most elements kept (a model's layers) */
     int data;            /* an object whose inputs/targets/labels are extracted */
-    unsigned taken;      /* bit per js_field_id extracted from it */
 } js_frame;
 
 /* What the raw scan keeps between chunks. */
@@ -704,6 +881,7 @@ struct jsonstream {
     int collecting;
     js_col col;
     js_field field[JS_NFIELDS];
+    js_keys keys;        /* every open object's keys, in every mode */
 };
 
 /* Drops the tree and the data (after an error): memory back at once. */
@@ -816,11 +994,7 @@ static int js_put(jsonstream *s, json_t *v)
     if (!v)
         return js_oom(s);
     if (top->is_obj) {
-        int id = top->data ? js_data_key(s, s->key, s->key_len) : -1;
-        if ((id >= 0 && (top->taken >> id) & 1u) || json_object_getn(top->node, s->key, s->key_len)) {
-            json_decref(v);
-            return js_syntax(s, "duplicate object key");
-        }
+        /* duplicates were refused at the key (keys_add) */
         if (json_object_setn_new_nocheck(top->node, s->key, s->key_len, v))
             return js_oom(s);
     } else if (json_array_append_new(top->node, v)) {
@@ -874,9 +1048,6 @@ static int js_start(jsonstream *s, int is_obj)
     if (!is_obj && top->is_obj && top->data) {
         int id = js_data_key(s, s->key, s->key_len);
         if (id >= 0) {
-            if ((top->taken >> id) & 1u || json_object_getn(top->node, s->key, s->key_len))
-                return js_syntax(s, "duplicate object key");
-            top->taken |= 1u << id;
             col_init(&s->col, (js_field_id)id, s->kind == JS_BODY_JOB ? "data" : "",
                      s->kind == JS_BODY_PREDICT, &s->lim, &s->field[id], 0);
             s->collecting = 1;
@@ -998,6 +1169,11 @@ static int cb_map_key(void *ctx, const unsigned char *t, size_t n)
     jsonstream *s = ctx;
     if (!dq_utf8_valid((const char *)t, n))
         return js_syntax(s, "an object key holds invalid UTF-8 or a NUL byte");
+    int dup = keys_add(&s->keys, (const char *)t, n);
+    if (dup < 0)
+        return js_oom(s);
+    if (dup)
+        return js_syntax(s, "duplicate object key");
     if (s->validate_only || s->collecting || s->skip)
         return 1;
     if (!js_tree_bytes(s, n))
@@ -1024,12 +1200,18 @@ static int cb_map_key(void *ctx, const unsigned char *t, size_t n)
 
 static int cb_start_map(void *ctx)
 {
-    return js_start(ctx, 1);
+    jsonstream *s = ctx;
+    int r = js_start(s, 1);
+    if (r && keys_open(&s->keys) != 0)
+        return js_oom(s);
+    return r;
 }
 
 static int cb_end_map(void *ctx)
 {
-    return js_end(ctx, 1);
+    jsonstream *s = ctx;
+    keys_close(&s->keys);
+    return js_end(s, 1);
 }
 
 static int cb_start_array(void *ctx)
@@ -1062,7 +1244,7 @@ static const unsigned char js_sep[256] = {
     ['['] = 1, [']'] = 1,  ['{'] = 1,  ['}'] = 1,  ['"'] = 1,
 };
 
-enum { RAW_OK, RAW_SURROGATE, RAW_LONG_STRING, RAW_LONG_TOKEN };
+enum { RAW_OK, RAW_SURROGATE, RAW_LONG_STRING, RAW_LONG_TOKEN, RAW_CONTROL };
 
 static int hexval(unsigned c)
 {
@@ -1076,7 +1258,23 @@ static int hexval(unsigned c)
 
 /* Scans buf for what yajl lets through or would buffer whole.  Returns the
  * offset of the offending byte with *why set, or len. */
+static size_t raw_scan_to(js_raw *r, const char *buf, size_t len, int *why);
+
 static size_t raw_scan(js_raw *r, const char *buf, size_t len, int *why)
+{
+    /* yajl takes \v and \f for white space; JSON (and jansson) does not, and
+     * inside a string they are unescaped control characters: either way an
+     * error wherever they are. */
+    const char *v = memchr(buf, '\v', len), *f = memchr(buf, '\f', len);
+    const char *bad = v && (!f || v < f) ? v : f;
+    size_t n = bad ? (size_t)(bad - buf) : len;
+    size_t k = raw_scan_to(r, buf, n, why);
+    if (*why == RAW_OK && bad)
+        *why = RAW_CONTROL;
+    return k;
+}
+
+static size_t raw_scan_to(js_raw *r, const char *buf, size_t len, int *why)
 {
     const unsigned char *b = (const unsigned char *)buf, *p = b, *end = b + len;
     *why = RAW_OK;
@@ -1178,6 +1376,7 @@ jsonstream *jsonstream_new(js_body kind, const srv_limits *lim)
     s->cap_fr = sizeof s->fr_small / sizeof s->fr_small[0];
     s->key = s->key_small;
     s->key_cap = sizeof s->key_small;
+    keys_init(&s->keys);
     s->max_values = JS_TREE_VALUES +
                     (uint64_t)JS_TREE_PER_LAYER * min_u32(lim->max_layers, BP_MAX_LAYERS);
     s->h = yajl_alloc(&js_callbacks, NULL, s);
@@ -1196,6 +1395,7 @@ void jsonstream_free(jsonstream *s)
     if (!s)
         return;
     js_drop(s);
+    keys_free(&s->keys);
     yajl_free(s->h);
     free(s->stage);
     if (s->fr != s->fr_small)
@@ -1323,9 +1523,14 @@ int jsonstream_feed(jsonstream *s, const char *buf, size_t len, srv_err *e)
         *e = s->err;
         return -1;
     }
-    if (why == RAW_SURROGATE) {
-        snprintf(s->syntax_buf, sizeof s->syntax_buf,
-                 "invalid Unicode '\\u%04X' (a surrogate without its pair)", s->raw.high);
+    if (why == RAW_SURROGATE || why == RAW_CONTROL) {
+        if (why == RAW_SURROGATE)
+            snprintf(s->syntax_buf, sizeof s->syntax_buf,
+                     "invalid Unicode '\\u%04X' (a surrogate without its pair)", s->raw.high);
+        else
+            snprintf(s->syntax_buf, sizeof s->syntax_buf,
+                     "invalid character 0x%02X (not JSON white space, and not allowed in a string)",
+                     (unsigned char)buf[ok]);
         s->syntax = s->syntax_buf;
         js_fail(s, NULL, 0, yajl_status_client_canceled, NULL, ERR_INVALID_JSON);
     } else {
@@ -1351,8 +1556,15 @@ int jsonstream_finish(jsonstream *s, jsonstream_result *out, srv_err *e)
             s->failed = 1;
         } else if (js_pass(s, NULL, 0, 1) == 0) {
             yajl_status st = yajl_complete_parse(s->h);
-            if (st != yajl_status_ok)
+            if (st != yajl_status_ok) {
                 js_fail(s, NULL, 0, st, NULL, ERR_INVALID_JSON);
+            } else if (s->raw.in_str || s->raw.run > 0) {
+                /* yajl lets a half token after the value pass ({...} "abc
+                 * or {...} tru); a body that is one object or array ends
+                 * with '}' or ']' and white space. */
+                s->syntax = "end of input inside a string or token after the value";
+                js_fail(s, NULL, 0, yajl_status_client_canceled, NULL, ERR_INVALID_JSON);
+            }
         }
     }
     if (s->failed || s->has_err) {

@@ -240,8 +240,15 @@ Test(jsonstream, datasets_decide_as_the_whole_body_path)
         "{\"name\":\"a\",\"inputs\":[[1]],\"labels\":[\"\xed\xa0\x80\"]}",
         "{\"name\":\"a\",\"inputs\":[[1]],\"labels\":[\"\xf4\x90\x80\x80\"]}",
         "{\"name\":\"a\",\"inputs\":[[1]],\"labels\":[\"a\tb\"]}",
+        "{\"name\":\"a\",\"inputs\":[[1]],\"labels\":[\"a\vb\"]}",
+        "{\"name\":\"a\",\"inputs\":[[1,\v2]],\"labels\":[0]}",
+        "{\"name\":\"a\",\"inputs\":[[1]],\f\"labels\":[0]}",
         "{\"name\":\"a\",\"inputs\":[[1]],\"targets\":[[1]]} x",
         "{\"name\":\"a\",\"inputs\":[[1]],\"targets\":[[1]]}{}",
+        "{\"name\":\"a\",\"inputs\":[[1]],\"targets\":[[1]]}\"]}",
+        "{\"name\":\"a\",\"inputs\":[[1]],\"targets\":[[1]]} tru",
+        "{\"name\":\"a\",\"inputs\":[[1]],\"targets\":[[1]]} 1",
+        "[1] \"",
         "\xef\xbb\xbf{\"name\":\"a\",\"inputs\":[[1]],\"targets\":[[1]]}",
         "{'name':'a'}",
         "\"a\"",
@@ -250,6 +257,15 @@ Test(jsonstream, datasets_decide_as_the_whole_body_path)
         "[1,2",
         "",
         "   ",
+        /* duplicates anywhere, even where nothing is kept */
+        "{\"name\":\"a\",\"inputs\":[[1,{\"k\":1,\"k\":2}]],\"labels\":[0]}",
+        "{\"name\":\"a\",\"inputs\":[[1,\"x\"]],\"labels\":[0],\"o\":{\"k\":1,\"k\":2}}",
+        "{\"name\":\"a\",\"inputs\":[[1,\"x\"]],\"labels\":[0],\"labels\":[1]}",
+        "[{\"k\":1,\"k\":2}]",
+        "{\"a\":{\"b\":1,\"c\":2},\"b\":{\"b\":1},\"c\":[{\"c\":1},{\"c\":1}]}",
+        "{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,"
+        "\"k9\":9,\"k10\":0,\"k11\":1,\"k12\":2,\"k13\":3,\"k14\":4,\"k15\":5,\"k16\":6,"
+        "\"k17\":7,\"k18\":8,\"k19\":9,\"k20\":0,\"k21\":1,\"k3\":3}",
         /* a data error first, a syntax error later: the syntax error */
         "{\"name\":\"a\",\"inputs\":[[1],[\"x\"]],\"labels\":[0,1],}",
         "{\"name\":\"a\",\"inputs\":[[1,2],[3]],\"labels\":[0,1],\"x\":tru}",
@@ -490,6 +506,10 @@ Test(jsonstream, the_tree_and_tokens_are_bounded)
     expect_error(JS_BODY_PREDICT, &l, b, len, ERR_INVALID_JSON, "invalid JSON");
     free(b);
 
+    b = repeat("{\"name\":\"m\",\"inputs\":4,\"layers\":[", "{\"units\":1,\"activation\":\"relu\"},",
+               100, "{\"units\":1,\"units\":1}],\"loss\":\"mse\"}", &len);
+    expect_error(JS_BODY_MODEL, &l, b, len, ERR_INVALID_JSON, "duplicate object key");
+    free(b);
     b = repeat("{\"name\":\"m\",\"inputs\":4,\"layers\":[",
                "{\"units\":1,\"activation\":\"relu\",\"extra\":[1,2,3]},", 100000,
                "null],\"loss\":\"mse\"}", &len);
