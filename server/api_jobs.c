@@ -124,6 +124,21 @@ static int jobs_check_warm(app *a, const char *model, const char *dataset, const
     return rc;
 }
 
+/* Core's check is the last word on a job's configuration: whatever the
+ * decoder let through that training would refuse (e.g. a validation split
+ * that leaves no training row) is answered now, not as a failed job later. */
+static int jobs_check_config(const json_t *params, uint32_t rows, srv_err *e)
+{
+    bp_train_config cfg;
+    int warm;
+    char msg[SRV_ERR_MSG];
+    if (params_to_config(params, &cfg, &warm, e) != 0)
+        return -1;
+    if (bp_train_config_check(&cfg, rows, msg, sizeof msg) != BP_OK)
+        return err_set(e, ERR_UNPROCESSABLE, "%s", msg);
+    return 0;
+}
+
 void api_jobs_create(app *a, const http_req *rq, http_res *rs)
 {
     srv_err e = {0};
@@ -165,7 +180,7 @@ void api_jobs_create(app *a, const http_req *rq, http_res *rs)
 
     if (spec_to_arch(model, &arch, &layers, &e) != 0)
         goto fail;
-    if (fit_check(&shape, &arch, &e) != 0)
+    if (fit_check(&shape, &arch, &e) != 0 || jobs_check_config(params, shape.rows, &e) != 0)
         goto fail;
     if (json_is_true(json_object_get(params, "warm_start")) &&
         jobs_check_warm(a, mname, dname, inline_d, &e) != 0)

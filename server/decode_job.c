@@ -40,6 +40,9 @@ static const char *const es_keys[] = {"patience", "min_delta"};
 #define DEF_BETA2 0.999
 #define DEF_EPSILON 1e-8
 #define DEF_STEP_SIZE 10
+/* A default never exceeds the limit the operator configured (--max-epochs 5
+ * makes an omitted epochs 5), so the canonical params stay within limits. */
+#define CLAMP_DEF(def, lim) ((long long)(def) < (long long)(lim) ? (long long)(def) : (long long)(lim))
 #define DEF_GAMMA 0.5
 
 static int has_key(const char *const *keys, size_t n, const char *k)
@@ -128,7 +131,7 @@ static json_t *decode_schedule(const json_t *s, const srv_limits *lim, srv_err *
     long long step;
     double gamma;
     if (dq_opt_int(s, "step_size", "optimizer.schedule.step_size", 1, lim->max_epochs,
-                   DEF_STEP_SIZE, &step, e) ||
+                   CLAMP_DEF(DEF_STEP_SIZE, lim->max_epochs), &step, e) ||
         ranged(s, "gamma", P, DEF_GAMMA, 0, 1, 1, 0, "with 0 < gamma <= 1", &gamma, e))
         return NULL;
     return json_pack("{s:s,s:I,s:f}", "type", "step", "step_size", (json_int_t)step, "gamma", gamma);
@@ -183,7 +186,7 @@ static json_t *decode_optimizer(const json_t *o, const srv_limits *lim, srv_err 
         double b1, b2, eps;
         if (ranged(o, "beta1", P, DEF_BETA1, 0, 0, 1, 1, "with 0 <= beta1 < 1", &b1, e) ||
             ranged(o, "beta2", P, DEF_BETA2, 0, 0, 1, 1, "with 0 <= beta2 < 1", &b2, e) ||
-            ranged(o, "epsilon", P, DEF_EPSILON, 0, 1, INFINITY, 0, "> 0", &eps, e)) {
+            ranged(o, "epsilon", P, DEF_EPSILON, 1e-30, 0, 1, 0, "with 1e-30 <= epsilon <= 1", &eps, e)) {
             json_decref(sched);
             return NULL;
         }
@@ -286,8 +289,10 @@ int decode_job_streamed(const json_t *body, jsonstream_result *pre, const srv_li
     long long epochs, batch, seed;
     double l2, split;
     int shuffle, norm, warm;
-    if (dq_opt_int(body, "epochs", "epochs", 1, lim->max_epochs, DEF_EPOCHS, &epochs, e) ||
-        dq_opt_int(body, "batch_size", "batch_size", 1, lim->max_batch, DEF_BATCH, &batch, e) ||
+    if (dq_opt_int(body, "epochs", "epochs", 1, lim->max_epochs,
+                   CLAMP_DEF(DEF_EPOCHS, lim->max_epochs), &epochs, e) ||
+        dq_opt_int(body, "batch_size", "batch_size", 1, lim->max_batch,
+                   CLAMP_DEF(DEF_BATCH, lim->max_batch), &batch, e) ||
         !(opt = decode_optimizer(json_object_get(body, "optimizer"), lim, e)))
         goto fail;
     if (ranged(body, "l2", "", 0, 0, 0, INFINITY, 0, ">= 0", &l2, e) ||

@@ -630,6 +630,33 @@ Test(decode_job, defaults_filled_in)
     }
 }
 
+/* An operator's limit below a documented default lowers the default: the
+ * stored params must stay within the limits the daemon runs with. */
+Test(decode_job, defaults_never_exceed_configured_limits)
+{
+    srv_limits l;
+    limits_default(&l);
+    l.max_epochs = 5;
+    l.max_batch = 8;
+    srv_err e = {0};
+    json_t *p = NULL;
+    ds_data *d = NULL;
+    json_t *b = dec_parse("{\"model\":\"m\",\"dataset\":\"d\",\"optimizer\":{\"schedule\":"
+                          "{\"type\":\"step\"}}}");
+    cr_assert_eq(decode_job(b, &l, &p, &d, &e), 0, "%s", e.msg);
+    cr_expect_eq(json_integer_value(json_object_get(p, "epochs")), 5);
+    cr_expect_eq(json_integer_value(json_object_get(p, "batch_size")), 8);
+    cr_expect_eq(json_integer_value(json_object_get(
+                     json_object_get(json_object_get(p, "optimizer"), "schedule"), "step_size")),
+                 5);
+    /* the canonical params decode again under the same limits */
+    json_t *again = NULL;
+    cr_expect_eq(decode_job(p, &l, &again, &d, &e), 0, "%s", e.msg);
+    json_decref(again);
+    json_decref(p);
+    json_decref(b);
+}
+
 Test(decode_job, inline_data_becomes_its_shape)
 {
     srv_limits l = dec_limits();
@@ -699,7 +726,11 @@ Test(decode_job, bad_bodies_name_the_field)
          "optimizer.beta1: expected a number with 0 <= beta1 < 1, got 1"},
         {JB("\"optimizer\":{\"beta2\":-0.1}"),
          "optimizer.beta2: expected a number with 0 <= beta2 < 1, got -0.1"},
-        {JB("\"optimizer\":{\"epsilon\":0}"), "optimizer.epsilon: expected a number > 0, got 0"},
+        {JB("\"optimizer\":{\"epsilon\":0}"),
+         "optimizer.epsilon: expected a number with 1e-30 <= epsilon <= 1, got 0"},
+        /* core refuses epsilon > 1 (its Adam fast path); the decoder must too */
+        {JB("\"optimizer\":{\"epsilon\":8}"),
+         "optimizer.epsilon: expected a number with 1e-30 <= epsilon <= 1, got 8"},
         {JB("\"optimizer\":{\"type\":\"sgd\",\"momentum\":1}"),
          "optimizer.momentum: expected a number with 0 <= momentum < 1, got 1"},
         {JB("\"optimizer\":{\"type\":\"sgd\",\"nesterov\":true}"),

@@ -320,6 +320,23 @@ Test(errors, invalid_jobs_are_400_naming_the_field)
     ts_resp_free(&r);
 }
 
+/* A job core would refuse must be refused at POST, not queued to fail: two
+ * rows (integer labels 0..2 fit the 3-unit softmax) with validation_split
+ * 0.9 leave no training row. */
+Test(errors, job_that_core_would_refuse_is_422_and_writes_nothing)
+{
+    it_create_iris_model("iris");
+    post_expect("/v1/jobs",
+                "{\"model\":\"iris\",\"validation_split\":0.9,\"data\":{\"inputs\":"
+                "[[1,2,3,4],[5,6,7,8]],\"labels\":[0,2]}}",
+                422, "invalid_argument", "leaves no training rows");
+    ts_resp r;
+    it_get("/v1/jobs", &r);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "jobs")), 0, "a rejected job wrote: %s",
+                 r.body);
+    ts_resp_free(&r);
+}
+
 Test(errors, bad_csv_uploads_are_400_naming_row_and_column_and_write_nothing)
 {
     static const struct {
