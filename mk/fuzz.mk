@@ -38,6 +38,7 @@ FUZZ_LIBS   := $(LIBS)
 
 # Per-harness run options: the largest input worth trying, extra flags.
 FUZZ_MAXLEN_fuzz_json_bodies := 16384
+FUZZ_MAXLEN_fuzz_json_stream := 16384
 FUZZ_MAXLEN_fuzz_csv         := 16384
 FUZZ_MAXLEN_fuzz_model_blob  := 8192
 FUZZ_MAXLEN_fuzz_router      := 512
@@ -87,9 +88,9 @@ $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_DIR)/libserver.a 
 
 # Dictionaries, derived from the code so they stay true to it: every quoted
 # identifier of the decoders and core's names, as a JSON string.
-$(FUZZ_DIR)/fuzz_json_bodies.dict: $(wildcard server/decode*.c) core/names.c
+$(FUZZ_DIR)/fuzz_json_bodies.dict $(FUZZ_DIR)/fuzz_json_stream.dict: $(wildcard server/decode*.c) core/names.c
 	@mkdir -p $(@D)
-	@{ grep -oh '"[a-z][a-z0-9_]*"' $^ | sort -u | sed 's/"\(.*\)"/"\\"\1\\""/'; \
+	@{ grep -oh '"[a-z][a-z0-9_]*"' $(filter %.c,$^) | sort -u | sed 's/"\(.*\)"/"\\"\1\\""/'; \
 	   for t in '{' '}' '[' ']' ':' ',' '{\"' '\":' 'true' 'false' 'null' '1e999' '-0' \
 	            '0.5' '4294967296' '9223372036854775808' '1.5e-45' '3.5e38' '\\u0000' '\\ud800'; do \
 	     printf '"%s"\n' "$$t"; done; } > $@
