@@ -340,6 +340,38 @@ Test(jsonstream, jobs_and_predictions_decide_as_the_whole_body_path)
 
     static const char *const predict[] = {
         "{\"inputs\":[[1,2,3],[4.5,-5,6e-1]]}",
+        /* the hot path's own scanner (a whole body, one key) against yajl */
+        " \r\n\t{ \"inputs\" :\n[ [ 1 ,2\t, 3 ] ,[4.5 , -5,6e-1 ] ] } \n",
+        "{\"inputs\":[[-0,0.0,-0.0,1E5,1e+5,1e-5,-1.5E-3,123456789012345678,1234567890123456789]]}",
+        "{\"inputs\":[[9223372036854775807,-9223372036854775808,0.30000000000000004]]}",
+        "{\"inputs\":[[9223372036854775808]]}",
+        "{\"inputs\":[[3.4028234663852886e38,-3.4028234663852886e38,1.401298464324817e-45]]}",
+        "{\"inputs\":[[3.4028235677973366e38]]}",
+        "{\"inputs\":[[1e400]]}",
+        "{\"inputs\":[[1.]]}",
+        "{\"inputs\":[[.5]]}",
+        "{\"inputs\":[[01]]}",
+        "{\"inputs\":[[-]]}",
+        "{\"inputs\":[[1e]]}",
+        "{\"inputs\":[[+1]]}",
+        "{\"inputs\":[[1,]]}",
+        "{\"inputs\":[[1],]}",
+        "{\"inputs\":[[1]],}",
+        "{\"inputs\":[[1]]}}",
+        "{\"inputs\":[[1]]} x",
+        "{\"inputs\":[[1]]",
+        "{\"inputs\":[[1],[2,3]]}",
+        "{\"inputs\":[[1,2],[3]]}",
+        "{\"inputs\":[[]]}",
+        "{\"inputs\":[]}",
+        "{\"inputs\":[[1]],\"inputs\":[[2]]}",
+        "{\"\\u0069nputs\":[[1]]}",
+        "{\"input\":[[1]]}",
+        "{\"inputs\":[[1,\v2]]}",
+        "{\"inputs\":[[1,\f2]]}",
+        "{\"inputs\":[[1,\"2\"]]}",
+        "{\"inputs\":[[1,null]]}",
+        "{\"inputs\":[[1,[2]]]}",
         "{\"version\":2,\"inputs\":[[0.25]]}",
         "{\"inputs\":[[1]],\"version\":0}",
         "{\"inputs\":[[1]],\"version\":\"2\"}",
@@ -388,16 +420,21 @@ Test(jsonstream, numbers_are_read_as_strtod_reads_them)
 
     jsonstream_result r;
     srv_err e;
-    cr_assert_eq(js_stream(JS_BODY_PREDICT, &l, body, (size_t)(w - body), 13, &r, &e), 0, "%s",
-                 e.msg);
-    cr_assert_eq(r.field[JS_INPUTS].cols, N);
-    for (int i = 0; i < N; i++) {
-        float want = (float)strtod(text[i], NULL);
-        float got = r.field[JS_INPUTS].X[i];
-        cr_assert(memcmp(&got, &want, sizeof got) == 0, "%s: got %.9g, want %.9g", text[i],
-                  (double)got, (double)want);
+    /* through yajl (chunks of 13) and through the hot path's scanner (whole) */
+    static const size_t chunks[] = {13, 0};
+    for (size_t c = 0; c < 2; c++) {
+        size_t chunk = chunks[c];
+        cr_assert_eq(js_stream(JS_BODY_PREDICT, &l, body, (size_t)(w - body), chunk, &r, &e), 0,
+                     "%s", e.msg);
+        cr_assert_eq(r.field[JS_INPUTS].cols, N);
+        for (int i = 0; i < N; i++) {
+            float want = (float)strtod(text[i], NULL);
+            float got = r.field[JS_INPUTS].X[i];
+            cr_assert(memcmp(&got, &want, sizeof got) == 0, "%s (chunks of %zu): got %.9g, want %.9g",
+                      text[i], chunk, (double)got, (double)want);
+        }
+        jsonstream_result_free(&r);
     }
-    jsonstream_result_free(&r);
     free(body);
     free(text);
 }
@@ -582,4 +619,31 @@ Test(jsonstream, decoders_take_the_matrices)
     cr_expect_eq(decode_job_streamed(r.tree, &r, &l, &p, &d, &e), -1);
     cr_expect(strstr(e.msg, "not both") != NULL, "%s", e.msg);
     jsonstream_result_free(&r); /* frees the untaken matrix and labels (ASan checks) */
+}
+
+/* A prediction body read whole by the hot path, then more text in a second
+ * chunk: white space is fine, anything else is what it always was. */
+Test(jsonstream, text_after_a_whole_prediction_body)
+{
+    srv_limits l = js_limits();
+    jsonstream_result r;
+    srv_err e;
+    jsonstream *s = jsonstream_new(JS_BODY_PREDICT, &l);
+    cr_assert_not_null(s);
+    cr_assert_eq(jsonstream_feed(s, "{\"inputs\":[[1,2]]}", 18, &e), 0, "%s", e.msg);
+    cr_assert_eq(jsonstream_feed(s, " \r\n\t", 4, &e), 0, "%s", e.msg);
+    cr_assert_eq(jsonstream_finish(s, &r, &e), 0, "%s", e.msg);
+    cr_expect_eq(r.field[JS_INPUTS].rows, 1);
+    cr_expect_eq(r.field[JS_INPUTS].cols, 2);
+    jsonstream_result_free(&r);
+    jsonstream_free(s);
+
+    s = jsonstream_new(JS_BODY_PREDICT, &l);
+    cr_assert_eq(jsonstream_feed(s, "{\"inputs\":[[1,2]]}\n", 19, &e), 0, "%s", e.msg);
+    cr_expect_eq(jsonstream_feed(s, "  {}", 4, &e), -1);
+    cr_expect_eq(jsonstream_finish(s, &r, &e), -1);
+    cr_expect_eq(e.code, ERR_INVALID_JSON);
+    cr_expect(strstr(e.msg, "line 2, column 3") != NULL, "%s", e.msg);
+    cr_expect_null(r.tree);
+    jsonstream_free(s);
 }
