@@ -86,7 +86,9 @@ typedef struct {
     int has_body;         /* Content-Length > 0 or chunked */
     int pending;          /* an error decided on the first call, sent at the end */
     int preflight;        /* a CORS preflight, answered at the end */
-    srv_err pend_err;
+    srv_err err;          /* the pending error, or the CSV one: never both (a
+                             rejected request reads no body); one copy keeps
+                             this state small enough for malloc's fast bins */
     const char *pend_allow;
     route_match match;
     route_handler handler;
@@ -98,8 +100,7 @@ typedef struct {
     int overflow;         /* more than --max-body arrived */
     int oom;              /* the JSON parser could not be created */
     csvload *csv;
-    int csv_failed;
-    srv_err csv_err;
+    int csv_failed;       /* its error is in err */
 } req_state;
 
 /* ---- helpers ---- */
@@ -354,14 +355,14 @@ respond_error(req_state *st, struct MHD_Connection *conn, const char *method, er
 static enum MHD_Result reject_err(req_state *st, struct MHD_Connection *conn, const char *method,
                                   const srv_err *e, const char *allow)
 {
-    st->pend_err = *e;
+    st->err = *e;
     st->pend_allow = allow;
     st->pending = 1;
     if (!st->has_body)
         return MHD_YES;
     http_res rs;
     memset(&rs, 0, sizeof rs);
-    http_res_error(&rs, &st->pend_err);
+    http_res_error(&rs, &st->err);
     return respond(st, conn, method, &rs, allow, 0);
 }
 
@@ -389,7 +390,7 @@ static enum MHD_Result request_pending(req_state *st, struct MHD_Connection *con
         rs.status = 204;
         return respond(st, conn, method, &rs, NULL, 1);
     }
-    http_res_error(&rs, &st->pend_err);
+    http_res_error(&rs, &st->err);
     return respond(st, conn, method, &rs, st->pend_allow, 0);
 }
 
@@ -564,7 +565,7 @@ static void request_data(req_state *st, const char *data, size_t n)
         break;
     }
     case BODY_CSV:
-        if (!st->csv_failed && csvload_feed(st->csv, data, n, &st->csv_err) != 0)
+        if (!st->csv_failed && csvload_feed(st->csv, data, n, &st->err) != 0)
             st->csv_failed = 1;
         break;
     case BODY_NONE:
@@ -625,7 +626,7 @@ static enum MHD_Result request_end(req_state *st, struct MHD_Connection *conn, c
     } else if (st->kind == BODY_CSV) {
         int rc;
         if (st->csv_failed) {
-            http_res_error(&rs, &st->csv_err);
+            http_res_error(&rs, &st->err);
             return respond(st, conn, method, &rs, NULL, 0);
         }
         rc = csvload_finish(st->csv, &rq.csv, &e);

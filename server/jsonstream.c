@@ -18,6 +18,7 @@
 #include "jsonstream.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <float.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -213,7 +214,7 @@ enum { CNT_NONE, CNT_ROWS, CNT_CELLS, CNT_COLS, CNT_RAGGED, CNT_LABELS };
 
 typedef struct {
     js_field *f;
-    char path[DQ_PATH];  /* "inputs", "data.labels" */
+    char path[24];       /* "inputs", "data.targets" */
     int labels;          /* a labels array, else a matrix */
     int check_utf8;      /* names from a jansson tree (may hold NUL) */
     uint32_t max_rows, max_cols, max_classes;
@@ -882,7 +883,7 @@ struct jsonstream {
     int collecting;
     js_col col;
     js_field field[JS_NFIELDS];
-    js_keys keys;        /* every open object's keys, in every mode */
+    js_keys *keys;       /* every open object's keys, in every mode (with h) */
 };
 
 /* Drops the tree and the data (after an error): memory back at once. */
@@ -1170,7 +1171,7 @@ static int cb_map_key(void *ctx, const unsigned char *t, size_t n)
     jsonstream *s = ctx;
     if (!dq_utf8_valid((const char *)t, n))
         return js_syntax(s, "an object key holds invalid UTF-8 or a NUL byte");
-    int dup = keys_add(&s->keys, (const char *)t, n);
+    int dup = keys_add(s->keys, (const char *)t, n);
     if (dup < 0)
         return js_oom(s);
     if (dup)
@@ -1203,7 +1204,7 @@ static int cb_start_map(void *ctx)
 {
     jsonstream *s = ctx;
     int r = js_start(s, 1);
-    if (r && keys_open(&s->keys) != 0)
+    if (r && keys_open(s->keys) != 0)
         return js_oom(s);
     return r;
 }
@@ -1211,7 +1212,7 @@ static int cb_start_map(void *ctx)
 static int cb_end_map(void *ctx)
 {
     jsonstream *s = ctx;
-    keys_close(&s->keys);
+    keys_close(s->keys);
     return js_end(s, 1);
 }
 
@@ -1377,18 +1378,29 @@ jsonstream *jsonstream_new(js_body kind, const srv_limits *lim)
     s->cap_fr = sizeof s->fr_small / sizeof s->fr_small[0];
     s->key = s->key_small;
     s->key_cap = sizeof s->key_small;
-    keys_init(&s->keys);
     s->max_values = JS_TREE_VALUES +
                     (uint64_t)JS_TREE_PER_LAYER * min_u32(lim->max_layers, BP_MAX_LAYERS);
-    s->h = yajl_alloc(&js_callbacks, NULL, s);
-    if (!s->h) {
-        free(s);
-        return NULL;
+    return s;
+}
+
+/* yajl and the key stack, from the first text that goes to yajl (a
+ * prediction read by js_fast_predict never needs them). */
+static int js_yajl(jsonstream *s)
+{
+    if (s->h)
+        return 0;
+    if (!s->keys) {
+        if (!(s->keys = malloc(sizeof *s->keys)))
+            return -1;
+        memset(s->keys, 0, offsetof(js_keys, b_small));
+        keys_init(s->keys);
     }
+    if (!(s->h = yajl_alloc(&js_callbacks, NULL, s)))
+        return -1;
     /* Strings are checked here (dq_utf8_valid), more strictly than yajl
      * does (overlong forms, surrogates, code points past U+10FFFF). */
     yajl_config(s->h, yajl_dont_validate_strings, 1);
-    return s;
+    return 0;
 }
 
 void jsonstream_free(jsonstream *s)
@@ -1396,8 +1408,12 @@ void jsonstream_free(jsonstream *s)
     if (!s)
         return;
     js_drop(s);
-    keys_free(&s->keys);
-    yajl_free(s->h);
+    if (s->keys) {
+        keys_free(s->keys);
+        free(s->keys);
+    }
+    if (s->h)
+        yajl_free(s->h);
     free(s->stage);
     if (s->fr != s->fr_small)
         free(s->fr);
@@ -1467,6 +1483,11 @@ static void js_advance(jsonstream *s, const char *buf, size_t len)
 /* Gives text to yajl. */
 static int js_parse(jsonstream *s, const char *buf, size_t len)
 {
+    if (js_yajl(s) != 0) {
+        js_oom(s);
+        js_drop(s);
+        return -1;
+    }
     yajl_status st = yajl_parse(s->h, (const unsigned char *)buf, len);
     if (st != yajl_status_ok) {
         js_fail(s, buf, yajl_get_bytes_consumed(s->h), st, NULL, ERR_INVALID_JSON);
@@ -1526,24 +1547,46 @@ static int js_fast_predict(jsonstream *s, const char *buf, size_t len)
         EXPECT('[');
         for (;;) {
             WS();
+            /* JSON's number grammar, accumulating what js_number's fast
+             * cases need on the way; the rest goes to js_number itself */
             const char *t = p, *d;
-            if (p < end && *p == '-')
+            uint64_t m = 0;
+            int sig = 0, is_int = 1, neg = 0;
+            long e10 = 0;
+            if (p < end && *p == '-') {
+                neg = 1;
                 p++;
+            }
             if (p < end && *p == '0') {
                 p++;
             } else if (p < end && *p >= '1' && *p <= '9') {
-                while (p < end && js_digit(*p))
-                    p++;
+                for (; p < end && js_digit(*p); p++)
+                    if (sig < 19) {
+                        m = m * 10 + (uint64_t)(*p - '0');
+                        sig++;
+                    } else {
+                        sig = 99; /* too long for the fast cases */
+                    }
             } else {
                 goto no;
             }
             if (p < end && *p == '.') {
-                for (d = ++p; p < end && js_digit(*p);)
-                    p++;
+                is_int = 0;
+                for (d = ++p; p < end && js_digit(*p); p++)
+                    if (sig < 19) {
+                        m = m * 10 + (uint64_t)(*p - '0');
+                        if (m)
+                            sig++;
+                        e10--;
+                    } else {
+                        sig = 99;
+                    }
                 if (p == d)
                     goto no;
             }
             if (p < end && (*p == 'e' || *p == 'E')) {
+                is_int = 0;
+                sig = 99; /* exponents: js_number */
                 p++;
                 if (p < end && (*p == '+' || *p == '-'))
                     p++;
@@ -1552,11 +1595,23 @@ static int js_fast_predict(jsonstream *s, const char *buf, size_t len)
                 if (p == d)
                     goto no;
             }
-            jv v;
-            const char *why;
-            if (p >= end || js_number(t, (size_t)(p - t), &v, &why) != 0)
+            if (p >= end)
                 goto no;
-            double x = v.t == JV_INT ? (double)v.i : v.d;
+            double x;
+            if (sig <= 18 && (is_int || (m <= (1ull << 53) && e10 >= -22))) {
+                /* js_number's first and third cases, exactly */
+                x = (double)m;
+                if (!is_int && e10)
+                    x /= pow10_exact[-e10];
+                if (neg)
+                    x = is_int && m == 0 ? 0.0 : -x;
+            } else {
+                jv v;
+                const char *why;
+                if (js_number(t, (size_t)(p - t), &v, &why) != 0)
+                    goto no;
+                x = v.t == JV_INT ? (double)v.i : v.d;
+            }
             if (!(x <= (double)FLT_MAX && x >= -(double)FLT_MAX))
                 goto no;
             if (f.rows ? col >= f.cols : col >= lim->max_features)
@@ -1723,7 +1778,9 @@ int jsonstream_finish(jsonstream *s, jsonstream_result *out, srv_err *e)
         } else if (s->fast) {
             /* read whole by js_fast_predict */
         } else if (js_pass(s, NULL, 0, 1) == 0) {
-            yajl_status st = yajl_complete_parse(s->h);
+            yajl_status st = js_yajl(s) ? yajl_status_client_canceled : yajl_complete_parse(s->h);
+            if (st == yajl_status_client_canceled && !s->h)
+                js_oom(s);
             if (st != yajl_status_ok) {
                 js_fail(s, NULL, 0, st, NULL, ERR_INVALID_JSON);
             } else if (s->raw.in_str || s->raw.run > 0) {
