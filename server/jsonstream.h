@@ -14,6 +14,10 @@
  *
  * A data path whose value is not an array stays in the tree, so the
  * decoders word the error ("inputs: expected an array of rows, got 7").
+ * A prediction body that is exactly {"inputs":[[...],...]} and arrives in
+ * one chunk - the hot path - is read by a strict scanner instead of yajl;
+ * anything it does not accept goes through yajl as usual, so the outcome
+ * is the same either way (tests/server_jsonstream.c compares them).
  *
  * The grammar is jansson's with JSON_REJECT_DUPLICATES: one object at the
  * top (a top-level array is invalid_argument "expected a JSON object", any
