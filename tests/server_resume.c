@@ -179,16 +179,24 @@ static char *predict(const ts_daemon *d, int version)
     return out;
 }
 
-/* The killed job: long enough (several seconds) to be killed three
- * times, warm-started from version 1 so the resumed warm start is covered
- * too.  No early stopping: every epoch 1..EPOCHS must appear. */
-#define EPOCHS 500
-#define STR_(x) #x
-#define STR(x) STR_(x)
-static const char *LONG_JOB =
-    "{\"model\":\"digits\",\"dataset\":\"digits\",\"epochs\":" STR(EPOCHS) ",\"batch_size\":16,"
-    "\"validation_split\":0.2,\"seed\":3,\"warm_start\":true,"
-    "\"optimizer\":{\"type\":\"adam\",\"learning_rate\":0.0005}}";
+/* The killed job: long enough (about 14 s of training, whatever the
+ * machine's speed: its epoch count is sized from version 1's epochs) to be
+ * killed three times, warm-started from version 1 so the resumed warm start
+ * is covered too.  No early stopping: every epoch 1..EPOCHS must appear. */
+static int EPOCHS = 500;
+static char LONG_JOB[512];
+
+static void long_job_size(double seconds_per_epoch)
+{
+    /* version 1 runs batch 32; the long job's batch 16 costs ~1.6x an epoch */
+    double want = 14.0 / (1.6 * (seconds_per_epoch > 1e-6 ? seconds_per_epoch : 1e-6));
+    EPOCHS = want < 300 ? 300 : want > 20000 ? 20000 : (int)want;
+    snprintf(LONG_JOB, sizeof LONG_JOB,
+             "{\"model\":\"digits\",\"dataset\":\"digits\",\"epochs\":%d,\"batch_size\":16,"
+             "\"validation_split\":0.2,\"seed\":3,\"warm_start\":true,"
+             "\"optimizer\":{\"type\":\"adam\",\"learning_rate\":0.0005}}",
+             EPOCHS);
+}
 
 /* Uploads digits, creates the model and trains version 1 on daemon d;
  * returns version 1's predictions (malloc()'d). */
@@ -207,6 +215,17 @@ static char *prepare_version_1(const ts_daemon *d)
                              "\"batch_size\":32,\"validation_split\":0.2,\"seed\":1,"
                              "\"normalize\":\"standard\"}");
     json_decref(job_wait(d, id, "succeeded", 60));
+    /* the mean epoch time sizes the long job */
+    char path[200];
+    snprintf(path, sizeof path, "/v1/jobs/%s/metrics", id);
+    ts_resp m = call(d, "GET", path, NULL, 200);
+    json_t *rows = json_object_get(m.json, "epochs");
+    double secs = 0;
+    for (size_t i = 0; i < json_array_size(rows); i++)
+        secs += json_number_value(json_object_get(json_array_get(rows, i), "seconds"));
+    if (json_array_size(rows) > 0)
+        long_job_size(secs / (double)json_array_size(rows));
+    ts_resp_free(&m);
     free(id);
     return predict(d, 1);
 }
