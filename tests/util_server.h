@@ -58,6 +58,10 @@ typedef struct {
     const char *bearer;          /* an API key: "Authorization: Bearer <bearer>" */
 } ts_opts;
 
+/* The harness's waits for the daemon process (start-up, SIGTERM, CLI runs:
+ * the 10 s and 20 s below) are multiplied by $BACKPROPD_TEST_TIMEOUT_SCALE
+ * (1 to 100, default 1); make valgrind sets it.  Request timeouts are not. */
+
 /* Once per process, before any thread: curl_global_init. Idempotent. */
 void ts_global_init(void);
 
@@ -103,7 +107,8 @@ int ts_daemon_restart(ts_daemon *d);
 int ts_daemon_stop(ts_daemon *d);
 /* 1 while the child is still running. */
 int ts_daemon_alive(ts_daemon *d);
-/* Kills the daemon if still running and removes the temporary directory. */
+/* Kills the daemon if still running and removes the temporary directory
+ * ($BACKPROPD_TEST_STOP_GRACEFULLY=1: ts_daemon_stop first, for make valgrind). */
 void ts_daemon_cleanup(ts_daemon *d);
 /* The last `max` bytes of the daemon's log (malloc()'d), for messages. */
 char *ts_daemon_log_tail(const ts_daemon *d, size_t max);
