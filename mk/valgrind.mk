@@ -18,7 +18,8 @@
 #
 # Criterion 2.4 re-executes the test binary for each test (BoxFort), so the
 # in-process runs need --trace-children=yes; system binaries a test runs
-# (sh, cp, mkfs) are skipped.  Every process writes its own report to
+# (sh, cp, mkfs) are skipped, and so is a forked child until it execs
+# (system() forks, then execs the skipped /bin/sh).  Every process writes its own report to
 # $(VG_LOGDIR)/<part>/vg.<pid>.log; valgrind-report reads them all: a report
 # with an error record (an error heading followed by its stack) or a
 # non-zero ERROR SUMMARY is a finding, printed in full.
@@ -56,7 +57,7 @@ VG_OPTS    := --tool=memcheck --error-exitcode=99 --leak-check=full \
               --show-leak-kinds=definite --errors-for-leak-kinds=definite \
               --track-fds=no --num-callers=40 --suppressions=$(VG_SUPP)
 VG_TRACE   := --trace-children=yes --trace-children-skip='/bin/*,/usr/bin/*,/sbin/*,/usr/sbin/*' \
-              --child-silent-after-fork=no
+              --child-silent-after-fork=yes
 
 VG_IT_FILTER   ?= @(api|errors|malformed|auth|auth_start|cors|cli|limits|faults)/!(a_60_mb_*|every_case_is_a_fast_4xx_*|cli_revocation_takes_effect_*)
 VG_UNIT_FILTER ?= @(store|decode_*|csv|cache|config|jsonx|log|router|metrics|fit|auth_rules|resume_store|jsonstream|openapi)/!(passes_redocly_lint)
@@ -88,7 +89,7 @@ valgrind-it: valgrind-build
 	BPD_VG_LOGDIR=$(CURDIR)/$(VG_LOGDIR)/it \
 	BACKPROPD_TEST_TIMEOUT_SCALE=$(VG_SCALE) BACKPROPD_TEST_STOP_GRACEFULLY=1 \
 	$(VG_SERVER) --verbose --jobs $(VG_JOBS) --filter '$(VG_IT_FILTER)' > $(VG_LOGDIR)/it.out 2>&1; rc=$$?; \
-	grep -E '^\[(FAIL|----|====)\]|Synthesis' $(VG_LOGDIR)/it.out | grep -v '^\[----\] *$$' | tail -n 40; \
+	grep -E '^\[FAIL\]|^\[----\] +[^ ]|Synthesis' $(VG_LOGDIR)/it.out | grep -v 'Criterion v' | tail -n 40; \
 	exit $$rc
 
 valgrind-unit: valgrind-build
@@ -97,7 +98,7 @@ valgrind-unit: valgrind-build
 	BACKPROPD_TEST_TIMEOUT_SCALE=$(VG_SCALE) \
 	valgrind $(VG_OPTS) $(VG_TRACE) --log-file=$(VG_LOGDIR)/unit/vg.%p.log \
 	$(VG_SERVER) --verbose --jobs $(VG_JOBS) --filter '$(VG_UNIT_FILTER)' > $(VG_LOGDIR)/unit.out 2>&1; rc=$$?; \
-	grep -E '^\[(FAIL|----|====)\]|Synthesis' $(VG_LOGDIR)/unit.out | grep -v '^\[----\] *$$' | tail -n 40; \
+	grep -E '^\[FAIL\]|^\[----\] +[^ ]|Synthesis' $(VG_LOGDIR)/unit.out | grep -v 'Criterion v' | tail -n 40; \
 	exit $$rc
 
 valgrind-core: valgrind-build
@@ -105,7 +106,7 @@ valgrind-core: valgrind-build
 	echo "== valgrind-core: valgrind $(VG_CORE) --filter '$(VG_CORE_FILTER)'"; \
 	valgrind $(VG_OPTS) $(VG_TRACE) --log-file=$(VG_LOGDIR)/core/vg.%p.log \
 	$(VG_CORE) --verbose --jobs $(VG_JOBS) --filter '$(VG_CORE_FILTER)' > $(VG_LOGDIR)/core.out 2>&1; rc=$$?; \
-	grep -E '^\[(FAIL|----|====)\]|Synthesis' $(VG_LOGDIR)/core.out | grep -v '^\[----\] *$$' | tail -n 40; \
+	grep -E '^\[FAIL\]|^\[----\] +[^ ]|Synthesis' $(VG_LOGDIR)/core.out | grep -v 'Criterion v' | tail -n 40; \
 	exit $$rc
 
 # A finding: an error heading (no indent after "==pid== ") directly followed
