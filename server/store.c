@@ -867,9 +867,24 @@ int store_oom(srv_err *e)
     return err_set(e, ERR_INTERNAL, "out of memory");
 }
 
-int store_fetch_one(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *kind,
+int store_row_done(json_t *o, int bad, json_t **out, srv_err *e)
+{
+    if (bad) {
+        json_decref(o);
+        return store_oom(e);
+    }
+    *out = o;
+    return 0;
+}
+
+int store_fetch_one(struct store *s, store_q q, store_row_fn fn, const char *kind,
                     const char *key, json_t **out, srv_err *e)
 {
+    *out = NULL;
+    sqlite3_stmt *st = store_stmt(s, q, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st), r;
     if (rc == SQLITE_ROW)
         r = fn(st, out, e);

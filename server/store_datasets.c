@@ -31,22 +31,12 @@ static int dataset_from_row(sqlite3_stmt *st, json_t **out, srv_err *e)
     store_put(o, "targets", tw > 0 ? json_integer(tw) : json_null(), &bad);
     store_put(o, "classes", classes, &bad);
     store_put(o, "created_at", store_col_text(st, 5), &bad);
-    if (bad) {
-        json_decref(o);
-        return store_oom(e);
-    }
-    *out = o;
-    return 0;
+    return store_row_done(o, bad, out, e);
 }
 
 int store_dataset_get(store *s, const char *name, json_t **out, srv_err *e)
 {
-    *out = NULL;
-    sqlite3_stmt *st = store_stmt(s, Q_DATASET_GET, e);
-    if (!st)
-        return -1;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    return store_fetch_one(s, st, dataset_from_row, "dataset", name, out, e);
+    return store_fetch_one(s, Q_DATASET_GET, dataset_from_row, "dataset", name, out, e);
 }
 
 int store_dataset_create(store *s, const char *name, const ds_data *d, json_t **out, srv_err *e)

@@ -150,9 +150,12 @@ int store_oom(srv_err *e);
 
 /* Builds the API object of the current row of st. */
 typedef int (*store_row_fn)(sqlite3_stmt *st, json_t **out, srv_err *e);
-/* Steps a bound statement expected to return one row: the row's object,
- * ERR_NOT_FOUND "<kind> \"<key>\" not found" without one.  Resets st. */
-int store_fetch_one(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *kind,
+/* Ends a row builder: *out = o, or frees o and fails when a store_put
+ * failed (bad). */
+int store_row_done(json_t *o, int bad, json_t **out, srv_err *e);
+/* Runs q (one text parameter: key), expected to return one row: the row's
+ * object, ERR_NOT_FOUND "<kind> \"<key>\" not found" without one. */
+int store_fetch_one(struct store *s, store_q q, store_row_fn fn, const char *kind,
                     const char *key, json_t **out, srv_err *e);
 /* Steps a bound statement to the end: an array of the rows' objects.
  * `what` names the listing in errors.  Resets st. */

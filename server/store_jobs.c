@@ -79,22 +79,12 @@ static int job_from_row(sqlite3_stmt *st, json_t **out, srv_err *e)
     store_put(o, "created_at", store_col_text(st, 12), &bad);
     store_put(o, "started_at", store_col_text(st, 13), &bad);
     store_put(o, "finished_at", store_col_text(st, 14), &bad);
-    if (bad) {
-        json_decref(o);
-        return store_oom(e);
-    }
-    *out = o;
-    return 0;
+    return store_row_done(o, bad, out, e);
 }
 
 int store_job_get(store *s, const char *id, json_t **out, srv_err *e)
 {
-    *out = NULL;
-    sqlite3_stmt *st = store_stmt(s, Q_JOB_GET, e);
-    if (!st)
-        return -1;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    return store_fetch_one(s, st, job_from_row, "job", id, out, e);
+    return store_fetch_one(s, Q_JOB_GET, job_from_row, "job", id, out, e);
 }
 
 /* ERR_NOT_FOUND unless the row exists (with q returning one column). */

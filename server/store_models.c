@@ -45,12 +45,7 @@ static int model_from_row(sqlite3_stmt *st, int full, json_t **out, srv_err *e)
         store_put(o, "created_at", store_col_text(st, 7), &bad);
         store_put(o, "updated_at", store_col_text(st, 8), &bad);
     }
-    if (bad) {
-        json_decref(o);
-        return store_oom(e);
-    }
-    *out = o;
-    return 0;
+    return store_row_done(o, bad, out, e);
 }
 
 static int model_row_full(sqlite3_stmt *st, json_t **out, srv_err *e)
@@ -65,12 +60,8 @@ static int model_row_spec(sqlite3_stmt *st, json_t **out, srv_err *e)
 
 static int model_fetch(struct store *s, const char *name, int full, json_t **out, srv_err *e)
 {
-    *out = NULL;
-    sqlite3_stmt *st = store_stmt(s, Q_MODEL_GET, e);
-    if (!st)
-        return -1;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    return store_fetch_one(s, st, full ? model_row_full : model_row_spec, "model", name, out, e);
+    return store_fetch_one(s, Q_MODEL_GET, full ? model_row_full : model_row_spec, "model", name,
+                           out, e);
 }
 
 int store_model_id(struct store *s, const char *name, int64_t *id, srv_err *e)
