@@ -151,6 +151,37 @@ static int scale10(double ax, int s, double *y)
     return 1;
 }
 
+/* The digits are put together in registers and stored 16 bytes at a time:
+ * writing them one byte at a time and copying them out again cost a
+ * store-forwarding stall per number. */
+__extension__ typedef unsigned __int128 u128;
+
+/* D (10^8 <= D < 10^9) as 9 ASCII digits, the first in the lowest byte;
+ * *nd: how many are left without trailing zeros.  The last eight are
+ * split in SWAR lanes (4+4, then 2+2, then 1+1 digits) with
+ * multiply-shift divisions, as in Lemire's and jeaiii's integer printers. */
+static inline u128 digits9(uint32_t D, int *nd)
+{
+    uint32_t d0 = D / 100000000u, r = D % 100000000u;
+    uint64_t x = (r / 10000u) | ((uint64_t)(r % 10000u) << 32);
+    uint64_t h = ((x * 10486u) >> 20) & 0x0000007F0000007Full; /* /100 per lane */
+    x = h | ((x - h * 100u) << 16);
+    h = ((x * 103u) >> 10) & 0x000F000F000F000Full; /* /10 per lane */
+    x = h | ((x - h * 10u) << 8);
+    /* the last digits are the high bytes: their zero bytes are %g's
+     * dropped trailing zeros */
+    *nd = 1 + (x ? 8 - __builtin_clzll(x) / 8 : 0);
+    x += 0x3030303030303030ull;
+    return (u128)('0' + d0) | ((u128)x << 8);
+}
+
+/* The digits of V with '.' inserted after the first k (1 <= k <= 9). */
+static inline u128 point_at(u128 V, int k)
+{
+    u128 low = V & (((u128)1 << (8 * k)) - 1);
+    return low | ((u128)'.' << (8 * k)) | ((V >> (8 * k)) << (8 * (k + 1)));
+}
+
 /* The fast path of "%.9g" for a float value: the 9 significant digits
  * from one double product, which is within 2e-7 of the exact decimal;
  * when its fraction is within 1e-6 of a rounding tie, or the
@@ -159,7 +190,7 @@ static int scale10(double ax, int s, double *y)
  * returns its length. */
 static int real9_fast(char *s, double x)
 {
-    char *o = s;
+    char *o = s; /* 32 bytes to write (sb_real reserves them) */
     double ax = fabs(x);
     if (signbit(x))
         *o++ = '-';
@@ -200,50 +231,41 @@ static int real9_fast(char *s, double x)
         D = 100000000u;
         e10++;
     }
-    char dig[9];
-    for (int i = 8; i >= 0; i--) {
-        dig[i] = (char)('0' + D % 10);
-        D /= 10;
+    int nd;
+    u128 V = digits9((uint32_t)D, &nd);
+    u128 W;
+    int len;
+    if (e10 >= 0 && e10 < 9) {
+        /* ddd.ddd: the point after digit e10; "d.0" when nothing follows
+         * (jansson's ".0", so it reads back as a real) */
+        int k = e10 + 1;
+        W = point_at(V, k);
+        len = nd > k ? nd + 1 : k + 2;
+        memcpy(o, &W, sizeof W);
+        if (k == 9)
+            o[10] = '0';
+        return (int)(o - s) + len;
     }
-    int nd = 9; /* %g drops trailing zeros */
-    while (nd > 1 && dig[nd - 1] == '0')
-        nd--;
-
-    if (e10 < -4 || e10 >= 9) {
-        /* d[.ddd]e[-]X, exponent without "+" or leading zeros (jansson) */
-        *o++ = dig[0];
-        if (nd > 1) {
-            *o++ = '.';
-            memcpy(o, dig + 1, (size_t)nd - 1);
-            o += nd - 1;
-        }
-        *o++ = 'e';
-        int ex = e10;
-        if (ex < 0) {
-            *o++ = '-';
-            ex = -ex;
-        }
-        if (ex >= 10)
-            *o++ = (char)('0' + ex / 10);
-        *o++ = (char)('0' + ex % 10);
-    } else if (e10 >= 0) {
-        memcpy(o, dig, (size_t)e10 + 1);
-        o += e10 + 1;
-        *o++ = '.';
-        if (nd > e10 + 1) {
-            memcpy(o, dig + e10 + 1, (size_t)(nd - e10 - 1));
-            o += nd - e10 - 1;
-        } else {
-            *o++ = '0'; /* jansson's ".0" so it reads back as a real */
-        }
-    } else {
-        *o++ = '0';
-        *o++ = '.';
-        for (int i = 0; i < -e10 - 1; i++)
-            *o++ = '0';
-        memcpy(o, dig, (size_t)nd);
-        o += nd;
+    if (e10 < 0 && e10 >= -4) {
+        /* 0.000ddd: a prefix of "0." and -e10 - 1 zeros, then the digits */
+        int z = 1 - e10;
+        W = ((u128)0x303030302E30ull & (((u128)1 << (8 * z)) - 1)) | (V << (8 * z));
+        memcpy(o, &W, sizeof W);
+        return (int)(o - s) + z + nd;
     }
+    /* d[.ddd]e[-]X, exponent without "+" or leading zeros (jansson) */
+    W = point_at(V, 1);
+    memcpy(o, &W, sizeof W);
+    o += nd > 1 ? nd + 1 : 1;
+    *o++ = 'e';
+    int ex = e10;
+    if (ex < 0) {
+        *o++ = '-';
+        ex = -ex;
+    }
+    if (ex >= 10)
+        *o++ = (char)('0' + ex / 10);
+    *o++ = (char)('0' + ex % 10);
     return (int)(o - s);
 }
 
@@ -384,7 +406,9 @@ static void predict_fail(http_res *rs, err_code code, const char *fmt, const cha
 void api_model_predict(app *a, const http_req *rq, http_res *rs)
 {
     const char *name = rq->arg;
-    srv_err e = {0};
+    srv_err e; /* set by whatever fails; not cleared (516 bytes) per request */
+    e.code = ERR_NONE;
+    e.msg[0] = '\0';
     if (!name || !name_valid(name)) {
         predict_fail(rs, ERR_INVALID_ARGUMENT,
                      "model name \"%s\": expected [A-Za-z0-9][A-Za-z0-9._-]{0,63}",

@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
+#include "spare.h"
 
 /* Per-connection memory (request line, headers, read and write buffers;
  * not the body, which streams through).  MHD zeroes the whole pool after
@@ -78,17 +80,18 @@ static http_ctx *ctx_list;
 
 typedef enum { BODY_NONE, BODY_JSON, BODY_CSV } body_kind;
 
+/* Paths up to this long live inside the request state (nearly all do). */
+#define PATH_INLINE 96
+
 typedef struct {
     http_ctx *ctx;
     struct timespec t0;
-    char *path;           /* raw request path (no query string), owned */
+    char *path;           /* raw request path (no query string): path_inline
+                             or, when longer, its own allocation */
     int started;          /* the first access-handler call happened */
     int has_body;         /* Content-Length > 0 or chunked */
     int pending;          /* an error decided on the first call, sent at the end */
     int preflight;        /* a CORS preflight, answered at the end */
-    srv_err err;          /* the pending error, or the CSV one: never both (a
-                             rejected request reads no body); one copy keeps
-                             this state small enough for malloc's fast bins */
     const char *pend_allow;
     route_match match;
     route_handler handler;
@@ -101,6 +104,10 @@ typedef struct {
     int oom;              /* the JSON parser could not be created */
     csvload *csv;
     int csv_failed;       /* its error is in err */
+    char path_inline[PATH_INLINE];
+    /* last: state_reset clears everything before it, and only err.code */
+    srv_err err;          /* the pending error, or the CSV one: never both (a
+                             rejected request reads no body) */
 } req_state;
 
 /* ---- helpers ---- */
@@ -648,6 +655,24 @@ static enum MHD_Result request_end(req_state *st, struct MHD_Connection *conn, c
 
 /* ---- MHD callbacks ---- */
 
+static req_state *state_new(void)
+{
+    req_state *st = spare_take(SPARE_REQUEST);
+    if (!st && !(st = malloc(sizeof *st)))
+        return NULL;
+    memset(st, 0, offsetof(req_state, err));
+    st->err.code = ERR_NONE;
+    st->err.msg[0] = '\0';
+    return st;
+}
+
+static void state_free(req_state *st)
+{
+    if (st->path != st->path_inline)
+        free(st->path);
+    spare_give(SPARE_REQUEST, st);
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     http_ctx *ctx = cls;
@@ -655,11 +680,10 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     size_t n;
     (void)conn;
 
-    st = calloc(1, sizeof *st);
-    if (!st)
+    if (!(st = state_new()))
         return NULL;
     n = uri ? strcspn(uri, "?") : 0;
-    st->path = malloc(n + 1);
+    st->path = n < sizeof st->path_inline ? st->path_inline : malloc(n + 1);
     if (!st->path) {
         free(st);
         return NULL;
@@ -686,10 +710,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     jsonstream_free(st->js);
     if (st->csv)
         csvload_free(st->csv);
-    free(st->path);
     if (st->started)
         atomic_fetch_sub(&st->ctx->in_flight, 1);
-    free(st);
+    state_free(st);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,

@@ -28,6 +28,7 @@
 
 #include "bp.h"
 #include "decode_internal.h"
+#include "spare.h"
 
 /* jansson's JSON_PARSER_MAX_DEPTH: the nesting the daemon always allowed. */
 #define JS_MAX_DEPTH 2048u
@@ -1369,9 +1370,11 @@ static size_t raw_scan_to(js_raw *r, const char *buf, size_t len, int *why)
 
 jsonstream *jsonstream_new(js_body kind, const srv_limits *lim)
 {
-    jsonstream *s = calloc(1, sizeof *s);
-    if (!s)
+    /* the thread's spare (spare.h): no large-chunk malloc per prediction */
+    jsonstream *s = spare_take(SPARE_JSONSTREAM);
+    if (!s && !(s = malloc(sizeof *s)))
         return NULL;
+    memset(s, 0, sizeof *s);
     s->kind = kind;
     s->lim = *lim;
     s->fr = s->fr_small;
@@ -1419,7 +1422,7 @@ void jsonstream_free(jsonstream *s)
         free(s->fr);
     if (s->key != s->key_small)
         free(s->key);
-    free(s);
+    spare_give(SPARE_JSONSTREAM, s);
 }
 
 /* Line and column (1-based) of offset k of the current chunk. */

@@ -292,7 +292,7 @@ Test(cache, predict_handler_prints_reals_exactly_as_jansson)
                                   123456789.0f, 999999999.0f, 1e10f, 1e20f, 3.4e38f, -3.4e38f,
                                   1e-4f, 1e-5f, 9.9999999e-5f, 1.17549435e-38f, 1e-30f, 1e-45f,
                                   0.000493010273f, 16777216.0f, 2.5f, 0.125f};
-    enum { N = 4000 };
+    enum { N = 40000 };
     float *vals = malloc(N * sizeof *vals);
     size_t nf = sizeof fixed / sizeof *fixed;
     srand(7);

@@ -443,6 +443,71 @@ Test(jsonstream, numbers_are_read_as_strtod_reads_them)
     free(text);
 }
 
+/* The prediction scanner reads short decimals eight digits at a time:
+ * every length of integer and fraction part around its limits (7/8/15/16
+ * digits, 19 in all, 2^53), signs, zeros, and the number's end at every
+ * distance from the end of the body (its loads need 8 bytes), each read as
+ * strtod (integers: strtoll) reads it; and the malformed ones it must not
+ * accept. */
+Test(jsonstream, short_decimals_are_read_as_strtod_reads_them)
+{
+    srv_limits l = js_limits();
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    char num[64], body[128];
+    for (int ni = 1; ni <= 18; ni++)
+        for (int nf = -1; nf <= 18; nf++)
+            for (int variant = 0; variant < 4; variant++) {
+                char *w = num;
+                if (variant & 1)
+                    *w++ = '-';
+                for (int i = 0; i < ni; i++) {
+                    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                    int d = (int)(x % 10);
+                    if (i == 0 && ni > 1 && d == 0)
+                        d = 1 + (int)(x % 9);
+                    if (variant & 2) /* zeros and nines: carries, 2^53 edges */
+                        d = ni > 1 && i == 0 ? 9 : (ni == 1 ? 0 : (int)(x & 1) * 9);
+                    *w++ = (char)('0' + d);
+                }
+                if (nf >= 0) {
+                    *w++ = '.';
+                    for (int i = 0; i < nf; i++) {
+                        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                        *w++ = (char)('0' + (variant & 2 ? (int)(x & 1) * 9 : (int)(x % 10)));
+                    }
+                    if (nf == 0)
+                        continue; /* "1." is not JSON: below */
+                }
+                *w = '\0';
+                /* integers as jansson reads them (int64, so "-0" is 0) */
+                float want = nf < 0 ? (float)(double)strtoll(num, NULL, 10) : (float)strtod(num, NULL);
+                for (int pad = 0; pad <= 17; pad++) {
+                    int n = snprintf(body, sizeof body, "{\"inputs\":[[%s,%s]]}%*s", num, num, pad, "");
+                    jsonstream_result r;
+                    srv_err e;
+                    cr_assert_eq(js_stream(JS_BODY_PREDICT, &l, body, (size_t)n, 0, &r, &e), 0,
+                                 "%s: %s", body, e.msg);
+                    for (int k = 0; k < 2; k++) {
+                        float got = r.field[JS_INPUTS].X[k];
+                        cr_assert(memcmp(&got, &want, sizeof got) == 0, "%s (pad %d): got %.9g, want %.9g",
+                                  num, pad, (double)got, (double)want);
+                    }
+                    jsonstream_result_free(&r);
+                }
+            }
+    static const char *const bad[] = {"01", "-01.5", "00", "-", "1.", "-.5", ".5", "1.e3", "1.5.2",
+                                      "+1", "0x1", "1,2.", "12345678.", "123456789012345678."};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        for (int pad = 0; pad <= 17; pad++) {
+            int n = snprintf(body, sizeof body, "{\"inputs\":[[%s]]}%*s", bad[i], pad, "");
+            jsonstream_result r;
+            srv_err e;
+            cr_assert_eq(js_stream(JS_BODY_PREDICT, &l, body, (size_t)n, 0, &r, &e), -1, "%s accepted", body);
+            cr_expect_eq(e.code, ERR_INVALID_JSON, "%s: %s", body, e.msg);
+            jsonstream_result_free(&r);
+        }
+}
+
 static void expect_error(js_body kind, const srv_limits *lim, const char *body, size_t len,
                          err_code code, const char *needle)
 {
