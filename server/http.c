@@ -54,10 +54,18 @@
 
 /* Per-connection memory (request line, headers, read and write buffers;
  * not the body, which streams through).  MHD zeroes the whole pool after
- * every request on a keep-alive connection, so its default of 32 KiB is a
- * 32 KiB memset per prediction; 16 KiB still holds a 10 KB URL with its
- * headers (larger ones get MHD's own 414/431). */
-#define CONN_MEMORY (16u * 1024)
+ * every request on a keep-alive connection (twice over, in two places), so
+ * its default of 32 KiB is a 32 KiB memset per prediction, a measurable
+ * share of one; 8 KiB holds a request line and headers of about 6 KB, as
+ * much as common servers accept by default (nginx: 8 KB a line; larger
+ * ones get MHD's own 414/431). */
+#define CONN_MEMORY (8u * 1024)
+
+/* A prediction body that MHD hands over in several pieces (it reads into
+ * the pool above) is gathered up to this size and parsed whole, so the
+ * prediction scanner (jsonstream.h) reads it instead of the general
+ * parser; a larger one streams through the general parser. */
+#define PREDICT_GATHER_MAX ((size_t)1 << 20)
 
 /* How long http_daemon_stop waits for in-flight requests. */
 #define STOP_GRACE_SECONDS 5
@@ -100,6 +108,10 @@ typedef struct {
     jsonstream *js;       /* JSON body parser, from the first chunk on (it
                              keeps its first error for jsonstream_finish) */
     size_t received;      /* body bytes seen, JSON or CSV */
+    unsigned long long clen; /* Content-Length, when has_len */
+    int has_len;
+    char *gather;         /* a prediction body gathered whole (PREDICT_GATHER_MAX) */
+    size_t gather_len;
     int overflow;         /* more than --max-body arrived */
     int oom;              /* the JSON parser could not be created */
     csvload *csv;
@@ -467,6 +479,8 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
         has_len = errno == 0 && end != clen_s && *end == '\0';
     }
     st->has_body = (has_len && clen > 0) || (te && !has_len);
+    st->has_len = has_len;
+    st->clen = clen;
 
     r = router_match(st->path, &st->match);
     if (r == R_NONE) {
@@ -568,6 +582,29 @@ static void request_data(req_state *st, const char *data, size_t n)
             st->oom = 1;
             return;
         }
+        if (st->js_kind == JS_BODY_PREDICT && st->has_len && st->clen <= PREDICT_GATHER_MAX &&
+            (st->gather || n < st->clen) && n <= st->clen - st->gather_len) {
+            /* in pieces: gathered, then fed whole once complete */
+            if (!st->gather && !(st->gather = malloc((size_t)st->clen))) {
+                st->oom = 1;
+                return;
+            }
+            memcpy(st->gather + st->gather_len, data, n);
+            st->gather_len += n;
+            if (st->gather_len < st->clen)
+                return;
+            jsonstream_feed(st->js, st->gather, st->gather_len, &ignored);
+            free(st->gather);
+            st->gather = NULL;
+            st->has_len = 0; /* done: anything more streams */
+            return;
+        }
+        if (st->gather) { /* more than announced (MHD never does): stream */
+            jsonstream_feed(st->js, st->gather, st->gather_len, &ignored);
+            free(st->gather);
+            st->gather = NULL;
+            st->has_len = 0;
+        }
         jsonstream_feed(st->js, data, n, &ignored);
         break;
     }
@@ -620,6 +657,10 @@ static enum MHD_Result request_end(req_state *st, struct MHD_Connection *conn, c
     }
 
     if (st->kind == BODY_JSON) {
+        if (st->gather) { /* cut short of its Content-Length: what came */
+            srv_err ignored;
+            jsonstream_feed(st->js, st->gather, st->gather_len, &ignored);
+        }
         int rc = jsonstream_finish(st->js, &body, &e);
         /* Parsed: the parser's own memory goes back before the handler runs. */
         jsonstream_free(st->js);
@@ -710,6 +751,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     jsonstream_free(st->js);
     if (st->csv)
         csvload_free(st->csv);
+    free(st->gather);
     if (st->started)
         atomic_fetch_sub(&st->ctx->in_flight, 1);
     state_free(st);
