@@ -1547,6 +1547,10 @@ static int js_fast_predict(jsonstream *s, const char *buf, size_t len)
     EXPECT('[');
     for (;;) {
         uint32_t col = 0;
+        /* per row, not per number: the widest a row may be, and the
+         * next cell (at) */
+        const uint32_t col_max = f.rows ? f.cols : lim->max_features;
+        size_t at = (size_t)f.rows * f.cols;
         EXPECT('[');
         for (;;) {
             WS();
@@ -1617,9 +1621,8 @@ static int js_fast_predict(jsonstream *s, const char *buf, size_t len)
             }
             if (!(x <= (double)FLT_MAX && x >= -(double)FLT_MAX))
                 goto no;
-            if (f.rows ? col >= f.cols : col >= lim->max_features)
+            if (col >= col_max)
                 goto no;
-            size_t at = (size_t)f.rows * f.cols + col;
             if (at >= cap) {
                 size_t ncap = cap ? cap * 2 : JS_FIRST_CAP;
                 if (ncap > lim->max_cells && at < lim->max_cells)
@@ -1630,7 +1633,7 @@ static int js_fast_predict(jsonstream *s, const char *buf, size_t len)
                 f.X = nx;
                 cap = ncap;
             }
-            f.X[at] = (float)x;
+            f.X[at++] = (float)x;
             col++;
             WS();
             if (p < end && *p == ',') {

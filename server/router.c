@@ -122,39 +122,77 @@ static int seg_decode(const char *s, size_t n, char *out, size_t cap)
     return (int)w;
 }
 
-/* Does the template segment [t, t+tn) accept the decoded segment seg?
- * A "{...}" segment captures anything. */
-static int tmpl_seg_match(const char *t, size_t tn, const char *seg, int *capture)
+/* The templates split into segments once: the router runs on every
+ * request, and splitting them each time was most of its cost. */
+typedef struct {
+    int nseg;
+    struct {
+        const char *s;
+        size_t n;
+        int capture; /* a "{...}" segment: anything matches, and is the arg */
+    } seg[MAX_SEGS];
+} tmpl_split;
+
+static tmpl_split tmpls[R_COUNT];
+static pthread_once_t tmpls_once = PTHREAD_ONCE_INIT;
+
+static void tmpls_build(void)
 {
-    if (tn >= 2 && t[0] == '{' && t[tn - 1] == '}') {
-        *capture = 1;
-        return 1;
+    for (int r = R_NONE + 1; r < R_COUNT; r++) {
+        const char *t = routes[r].tmpl + 1;
+        tmpl_split *ts = &tmpls[r];
+        while (ts->nseg < MAX_SEGS) {
+            const char *end = strchr(t, '/');
+            size_t n = end ? (size_t)(end - t) : strlen(t);
+            ts->seg[ts->nseg].s = t;
+            ts->seg[ts->nseg].n = n;
+            ts->seg[ts->nseg].capture = n >= 2 && t[0] == '{' && t[n - 1] == '}';
+            ts->nseg++;
+            if (!end)
+                break;
+            t = end + 1;
+        }
     }
-    *capture = 0;
-    return strlen(seg) == tn && memcmp(t, seg, tn) == 0;
 }
 
 route_id router_match(const char *path, route_match *m)
 {
-    char segs[MAX_SEGS][sizeof m->arg];
+    /* the path's segments, pointing into it, or decoded into dec when
+     * they hold an escape */
+    struct {
+        const char *s;
+        size_t n;
+    } segs[MAX_SEGS];
+    char dec[MAX_SEGS][sizeof m->arg];
     int nseg = 0;
     const char *p;
 
+    pthread_once(&tmpls_once, tmpls_build);
     if (m) {
         m->id = R_NONE;
         m->arg[0] = '\0';
     }
     if (!path || path[0] != '/')
         return R_NONE;
-    /* Split into decoded segments; any empty one (//, trailing /) fails. */
+    /* Split into segments; any empty one (//, trailing /) fails. */
     p = path + 1;
     for (;;) {
         const char *end = strchr(p, '/');
         size_t n = end ? (size_t)(end - p) : strlen(p);
         if (n == 0 || nseg == MAX_SEGS)
             return R_NONE;
-        if (seg_decode(p, n, segs[nseg], sizeof segs[nseg]) < 0)
-            return R_NONE;
+        if (memchr(p, '%', n)) {
+            int k = seg_decode(p, n, dec[nseg], sizeof dec[nseg]);
+            if (k < 0)
+                return R_NONE;
+            segs[nseg].s = dec[nseg];
+            segs[nseg].n = (size_t)k;
+        } else {
+            if (n >= sizeof m->arg)
+                return R_NONE; /* as seg_decode: it would not fit */
+            segs[nseg].s = p;
+            segs[nseg].n = n;
+        }
         nseg++;
         if (!end)
             break;
@@ -162,29 +200,26 @@ route_id router_match(const char *path, route_match *m)
     }
 
     for (int r = R_NONE + 1; r < R_COUNT; r++) {
-        const char *t = routes[r].tmpl + 1;
-        int k = 0, cap_at = -1;
-        for (;;) {
-            const char *tend = strchr(t, '/');
-            size_t tn = tend ? (size_t)(tend - t) : strlen(t);
-            int capture;
-            if (k >= nseg || !tmpl_seg_match(t, tn, segs[k], &capture))
-                break;
-            if (capture)
+        const tmpl_split *ts = &tmpls[r];
+        int k, cap_at = -1;
+        if (ts->nseg != nseg)
+            continue;
+        for (k = 0; k < nseg; k++) {
+            if (ts->seg[k].capture)
                 cap_at = k;
-            k++;
-            if (!tend) {
-                if (k != nseg)
-                    break;
-                if (m) {
-                    m->id = (route_id)r;
-                    if (cap_at >= 0)
-                        memcpy(m->arg, segs[cap_at], strlen(segs[cap_at]) + 1);
-                }
-                return (route_id)r;
-            }
-            t = tend + 1;
+            else if (ts->seg[k].n != segs[k].n || memcmp(ts->seg[k].s, segs[k].s, segs[k].n) != 0)
+                break;
         }
+        if (k < nseg)
+            continue;
+        if (m) {
+            m->id = (route_id)r;
+            if (cap_at >= 0) {
+                memcpy(m->arg, segs[cap_at].s, segs[cap_at].n);
+                m->arg[segs[cap_at].n] = '\0';
+            }
+        }
+        return (route_id)r;
     }
     return R_NONE;
 }
