@@ -20,6 +20,7 @@
 #include "api.h"
 #include "cache.h"
 #include "decode.h"
+#include "jsonstream.h"
 #include "jsonx.h"
 
 static_assert(sizeof(bp_real) == sizeof(float), "decode_predict yields floats: bp_real must be float");
@@ -415,7 +416,7 @@ void api_model_predict(app *a, const http_req *rq, http_res *rs)
                      name ? name : "");
         return;
     }
-    if (!rq->json) {
+    if (!rq->json && !(rq->data && rq->data->bare)) {
         predict_fail(rs, ERR_INVALID_JSON, "%s", "request body: expected a JSON object");
         return;
     }

@@ -188,6 +188,16 @@ int decode_predict_streamed(const json_t *body, jsonstream_result *pre, const sr
     char got[96];
     js_field own, *f = &own;
     *X = NULL;
+    if (!body && pre && pre->bare && pre->field[JS_INPUTS].present) {
+        /* {"inputs": matrix} read by the hot-path scanner: nothing else to check */
+        f = &pre->field[JS_INPUTS];
+        *X = f->X;
+        f->X = NULL;
+        *rows = (uint32_t)f->rows;
+        *cols = f->cols;
+        *version = 0;
+        return 0;
+    }
     if (!json_is_object(body)) {
         dq_describe(body, got, sizeof got);
         return err_set(e, ERR_INVALID_ARGUMENT, "expected a JSON object, got %s", got);

@@ -50,6 +50,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
+#include "shard.h"
 #include "spare.h"
 
 /* Per-connection memory (request line, headers, read and write buffers;
@@ -76,7 +77,12 @@
 typedef struct http_ctx {
     app *a;
     struct MHD_Daemon *d;
-    atomic_int in_flight; /* requests past their headers and not yet completed */
+    /* requests past their headers and not yet completed, counted by the
+     * thread that saw them start or end (shard.h; a shard alone may go
+     * negative, the sum is exact) */
+    struct {
+        _Alignas(SHARD_ALIGN) atomic_int n;
+    } in_flight[SHARD_COUNT];
     atomic_int stopping;  /* set by http_daemon_stop: answer with Connection: close */
     struct http_ctx *next;
 } http_ctx;
@@ -123,6 +129,14 @@ typedef struct {
 } req_state;
 
 /* ---- helpers ---- */
+
+static int in_flight_total(http_ctx *ctx)
+{
+    int n = 0;
+    for (unsigned k = 0; k < SHARD_COUNT; k++)
+        n += atomic_load(&ctx->in_flight[k].n);
+    return n;
+}
 
 static double elapsed_seconds(const struct timespec *t0)
 {
@@ -753,7 +767,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         csvload_free(st->csv);
     free(st->gather);
     if (st->started)
-        atomic_fetch_sub(&st->ctx->in_flight, 1);
+        atomic_fetch_sub_explicit(&st->ctx->in_flight[shard_self()].n, 1, memory_order_relaxed);
     state_free(st);
 }
 
@@ -773,7 +787,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* Counted from here, not from on_uri: a client that stalls in its
          * headers must not hold up shutdown. */
         st->started = 1;
-        atomic_fetch_add(&st->ctx->in_flight, 1);
+        atomic_fetch_add_explicit(&st->ctx->in_flight[shard_self()].n, 1, memory_order_relaxed);
         return request_begin(st, conn, method);
     }
     if (*upload_data_size) {
@@ -885,9 +899,10 @@ int http_daemon_start(struct app *a, struct MHD_Daemon **out, srv_err *e)
         return err_set(e, ERR_INVALID_ARGUMENT,
                        "--bind: expected an IPv4 or IPv6 address or localhost, got \"%s\"",
                        cfg->bind);
-    ctx = calloc(1, sizeof *ctx);
+    ctx = aligned_alloc(SHARD_ALIGN, sizeof *ctx); /* sizeof is a multiple of it */
     if (!ctx)
         return err_set(e, ERR_INTERNAL, "out of memory starting the HTTP daemon");
+    memset(ctx, 0, sizeof *ctx);
     ctx->a = a;
 
     /* ITC: needed by MHD_quiesce_daemon with internal threads. */
@@ -960,7 +975,7 @@ void http_daemon_stop(struct MHD_Daemon *d)
          * MHD_stop_daemon.  Waiting for the connections to drain is short
          * (STOP_DRAIN_SECONDS): a client idling on one is simply closed. */
         while (elapsed_seconds(&t0) < STOP_GRACE_SECONDS) {
-            if (atomic_load(&ctx->in_flight) == 0) {
+            if (in_flight_total(ctx) == 0) {
                 const union MHD_DaemonInfo *ci =
                     MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
                 if (!ci || ci->num_connections == 0 || elapsed_seconds(&t0) >= STOP_DRAIN_SECONDS)
@@ -968,9 +983,9 @@ void http_daemon_stop(struct MHD_Daemon *d)
             }
             nanosleep(&nap, NULL);
         }
-        if (atomic_load(&ctx->in_flight) > 0)
-            log_msg(LOG_WARN, "closing %d unfinished requests at shutdown",
-                    atomic_load(&ctx->in_flight));
+        int left = in_flight_total(ctx);
+        if (left > 0)
+            log_msg(LOG_WARN, "closing %d unfinished requests at shutdown", left);
     }
     MHD_stop_daemon(d);
     if (ls != MHD_INVALID_SOCKET)

@@ -1668,8 +1668,8 @@ static int js_fast_predict(jsonstream *s, const char *buf, size_t len)
     WS();
 #undef WS
 #undef EXPECT
-    if (p != end || !(s->root = json_object()))
-        goto no;
+    if (p != end)
+        goto no; /* no tree: jsonstream_finish says the body was bare */
     f.present = 1;
     s->field[JS_INPUTS] = f;
     return 1;
@@ -1807,6 +1807,7 @@ int jsonstream_finish(jsonstream *s, jsonstream_result *out, srv_err *e)
         return err_set(e, ERR_INVALID_ARGUMENT, "request body: expected a JSON object");
     out->tree = s->root;
     s->root = NULL;
+    out->bare = s->fast;
     memcpy(out->field, s->field, sizeof out->field);
     memset(s->field, 0, sizeof s->field);
     return 0;

@@ -68,6 +68,9 @@ typedef struct {
 typedef struct jsonstream_result {
     json_t *tree;                 /* the body without the extracted arrays */
     js_field field[JS_NFIELDS];
+    int bare;                     /* a prediction read whole by the hot-path
+                                     scanner: {"inputs": matrix} and nothing
+                                     else, so no tree (tree is NULL) */
 } jsonstream_result;
 
 typedef struct jsonstream jsonstream;

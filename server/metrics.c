@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "router.h"
+#include "shard.h"
 
 /* The statuses the API produces; anything else is counted as "other". */
 static const int status_codes[] = {200, 201, 202, 204, 400, 401, 403, 404, 405, 409,
@@ -30,17 +31,24 @@ static const char *const bucket_label[] = {"0.0005", "0.001", "0.0025", "0.005",
 static const char *const job_status_names[5] = {"queued", "running", "succeeded", "failed",
                                                 "cancelled"};
 
-struct metrics {
-    atomic_ullong requests[R_COUNT][N_STATUS + 1];
+/* One thread's counts (shard.h); render adds the shards up. */
+typedef struct {
+    _Alignas(SHARD_ALIGN) atomic_ullong requests[R_COUNT][N_STATUS + 1];
     /* Non-cumulative per bucket (+Inf last); render sums them. */
     atomic_ullong buckets[R_COUNT][N_BUCKETS + 1];
     atomic_ullong sum_ns[R_COUNT];
+} metrics_shard;
+
+struct metrics {
+    metrics_shard shard[SHARD_COUNT];
 };
 
 metrics *metrics_new(void)
 {
-    metrics *m = calloc(1, sizeof *m);
-    /* calloc's zero bytes are valid zeroed atomics on every target we run. */
+    metrics *m = aligned_alloc(SHARD_ALIGN, sizeof *m);
+    /* zero bytes are valid zeroed atomics on every target we run */
+    if (m)
+        memset(m, 0, sizeof *m);
     return m;
 }
 
@@ -67,15 +75,16 @@ void metrics_observe(metrics *m, int route, int status, double seconds)
         route = R_NONE;
     if (!(seconds >= 0)) /* also NaN */
         seconds = 0;
-    atomic_fetch_add_explicit(&m->requests[route][status_index(status)], 1,
+    metrics_shard *sh = &m->shard[shard_self()];
+    atomic_fetch_add_explicit(&sh->requests[route][status_index(status)], 1,
                               memory_order_relaxed);
     for (b = 0; b < N_BUCKETS; b++)
         if (seconds <= bucket_le[b])
             break;
-    atomic_fetch_add_explicit(&m->buckets[route][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sh->buckets[route][b], 1, memory_order_relaxed);
     if (seconds > 1e6)
         seconds = 1e6;
-    atomic_fetch_add_explicit(&m->sum_ns[route], (unsigned long long)(seconds * 1e9),
+    atomic_fetch_add_explicit(&sh->sum_ns[route], (unsigned long long)(seconds * 1e9),
                               memory_order_relaxed);
 }
 
@@ -119,17 +128,26 @@ __attribute__((format(printf, 2, 3))) static void sb_printf(sbuf *b, const char 
     }
 }
 
+/* A counter summed over the shards (atomic loads need non-const objects). */
+#define SHARD_SUM(m, field)                                                                \
+    ({                                                                                     \
+        unsigned long long s_ = 0;                                                         \
+        for (unsigned k_ = 0; k_ < SHARD_COUNT; k_++)                                      \
+            s_ += atomic_load_explicit(&(m)->shard[k_].field, memory_order_relaxed);       \
+        s_;                                                                                \
+    })
+
 char *metrics_render(const metrics *m, const long job_counts[5], unsigned long long samples,
                      size_t *len)
 {
     sbuf b = {0};
-    metrics *mm = (metrics *)m; /* atomic loads need a non-const object */
+    metrics *mm = (metrics *)m;
 
     sb_printf(&b, "# HELP backpropd_requests_total HTTP requests answered, by route and "
                   "status.\n# TYPE backpropd_requests_total counter\n");
     for (int r = 0; mm && r < R_COUNT; r++) {
         for (size_t s = 0; s <= N_STATUS; s++) {
-            unsigned long long v = atomic_load_explicit(&mm->requests[r][s], memory_order_relaxed);
+            unsigned long long v = SHARD_SUM(mm, requests[r][s]);
             if (!v)
                 continue;
             if (s == STATUS_OTHER)
@@ -146,7 +164,7 @@ char *metrics_render(const metrics *m, const long job_counts[5], unsigned long l
     for (int r = 0; mm && r < R_COUNT; r++) {
         unsigned long long counts[N_BUCKETS + 1], total = 0;
         for (size_t i = 0; i <= N_BUCKETS; i++) {
-            counts[i] = atomic_load_explicit(&mm->buckets[r][i], memory_order_relaxed);
+            counts[i] = SHARD_SUM(mm, buckets[r][i]);
             total += counts[i];
         }
         if (!total)
@@ -161,7 +179,7 @@ char *metrics_render(const metrics *m, const long job_counts[5], unsigned long l
         sb_printf(&b, "backpropd_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
                   t, total);
         sb_printf(&b, "backpropd_request_duration_seconds_sum{route=\"%s\"} %.9g\n", t,
-                  (double)atomic_load_explicit(&mm->sum_ns[r], memory_order_relaxed) / 1e9);
+                  (double)SHARD_SUM(mm, sum_ns[r]) / 1e9);
         sb_printf(&b, "backpropd_request_duration_seconds_count{route=\"%s\"} %llu\n", t, total);
     }
 
