@@ -1554,6 +1554,25 @@ static int js_fast_predict(jsonstream *s, const char *buf, size_t len)
         EXPECT('[');
         for (;;) {
             WS();
+            double x;
+            /* One or two digits and then neither a digit, '.' nor an
+             * exponent (pixels, counts, codes, one-hot 0/1): the value is
+             * the integer itself, as js_number reads it; whatever follows
+             * is checked below as after any number. */
+            if (end - p >= 3 && (unsigned char)(*p - '0') <= 9) {
+                unsigned d0 = (unsigned char)(p[0] - '0'), d1 = (unsigned char)(p[1] - '0');
+                if (d1 > 9 && p[1] != '.' && (p[1] | 0x20) != 'e') {
+                    x = d0;
+                    p += 1;
+                    goto have_number;
+                }
+                if (d0 != 0 && d1 <= 9 && (unsigned char)(p[2] - '0') > 9 && p[2] != '.' &&
+                    (p[2] | 0x20) != 'e') {
+                    x = d0 * 10 + d1;
+                    p += 2;
+                    goto have_number;
+                }
+            }
             /* JSON's number grammar, accumulating what js_number's fast
              * cases need on the way; the rest goes to js_number itself */
             const char *t = p, *d;
@@ -1604,7 +1623,6 @@ static int js_fast_predict(jsonstream *s, const char *buf, size_t len)
             }
             if (p >= end)
                 goto no;
-            double x;
             if (sig <= 18 && (is_int || (m <= (1ull << 53) && e10 >= -22))) {
                 /* js_number's first and third cases, exactly */
                 x = (double)m;
@@ -1619,6 +1637,7 @@ static int js_fast_predict(jsonstream *s, const char *buf, size_t len)
                     goto no;
                 x = v.t == JV_INT ? (double)v.i : v.d;
             }
+        have_number:
             if (!(x <= (double)FLT_MAX && x >= -(double)FLT_MAX))
                 goto no;
             if (col >= col_max)
