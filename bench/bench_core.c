@@ -211,7 +211,9 @@ static void bench_train(const char *name, const dataset *d, const bp_layer_spec 
     fflush(stdout);
 }
 
-static void bench_predict_row(const char *name, const dataset *d, const bp_layer_spec *layers, uint32_t nl)
+/* prepared: bp_model_prepare, as the daemon's cache does for what it serves */
+static void bench_predict_row(const char *name, const dataset *d, const bp_layer_spec *layers, uint32_t nl,
+                              int prepared)
 {
     bp_arch arch = {(uint32_t)d->in, nl, layers, BP_LOSS_CROSS_ENTROPY, BP_INIT_AUTO, 1};
     bp_model *m;
@@ -220,6 +222,8 @@ static void bench_predict_row(const char *name, const dataset *d, const bp_layer
     for (size_t j = 0; j < d->in; j++)
         sd[j] = 2;
     bp_model_set_norm(m, mean, sd); /* measure with normalization on */
+    if (prepared)
+        bp_model_prepare(m);
     size_t k = bp_model_outputs(m);
     bp_real *out = malloc(k * sizeof *out), *scr = malloc(bp_predict_scratch_size(m, 1) * sizeof *scr);
     double best[5];
@@ -281,8 +285,10 @@ int main(int argc, char **argv)
             return 1;
         if (want_digits)
             bench_train("train_digits", &d, dl, 3, 50, 32, 1, 1, 5);
-        if (want_predict)
-            bench_predict_row("predict_digits_row", &d, dl, 3);
+        if (want_predict) {
+            bench_predict_row("predict_digits_row", &d, dl, 3, 1);
+            bench_predict_row("predict_digits_row_unprepared", &d, dl, 3, 0);
+        }
         free_ds(&d);
     }
     if (want_synth || want_predict) {
@@ -293,7 +299,7 @@ int main(int argc, char **argv)
             bench_train("train_synth", &d, sl, 3, 5, 64, 0, 2, 3);
         }
         if (want_predict) {
-            bench_predict_row("predict_synth_row", &d, sl, 3);
+            bench_predict_row("predict_synth_row", &d, sl, 3, 1);
             bench_predict_batch("predict_synth", &d, sl, 3);
         }
         free_ds(&d);

@@ -155,6 +155,16 @@ size_t bp_predict_scratch_size(const bp_model *m, size_t rows);
 bp_status bp_model_predict(const bp_model *m, const bp_real *X, size_t rows,
                            bp_real *out, bp_real *scratch);
 
+/* Readies a model that will only be read from now on for one-row
+ * predictions: keeps, for each layer of at most 2^20 weights, a copy of W
+ * transposed (inputs x units, padded to whole vectors), so that one row
+ * is a sum of whole-vector products instead of a dot product per unit
+ * with a horizontal sum each.  Optional (bp_model_predict works either
+ * way, with results that differ only by rounding); call before sharing
+ * the model between threads.  bp_model_params_mut and bp_trainer_create
+ * drop the copy.  BP_ENOMEM leaves the model unprepared and usable. */
+bp_status bp_model_prepare(bp_model *m);
+
 /* Index of the largest value of each row of out (rows x outputs); for a
  * single sigmoid output, 1 when the value is >= 0.5. */
 void bp_model_argmax(const bp_model *m, const bp_real *out, size_t rows, uint32_t *classes);

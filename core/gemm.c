@@ -10,6 +10,7 @@
 
 #include <cblas.h>
 #include <limits.h>
+#include <string.h>
 
 #ifndef BP_DOUBLE
 #include <immintrin.h>
@@ -143,6 +144,56 @@ void bp_gemv(size_t rows, size_t cols, const bp_real *W, const bp_real *x, bp_re
         for (; j < cols; j++)
             s0 += w0[j] * x[j];
         y[i] = s0;
+    }
+}
+
+/* One-row inference from a prepared model's transposed copy: blocks of
+ * BP_VN outputs, each a sum of whole vectors (row j of Wt times x[j]) read
+ * along the rows, four blocks at a time while they last, in registers
+ * named one by one (an array indexed in a loop would live on the stack);
+ * stored as they are, with no horizontal sums at all. */
+static inline void gemv_t_store(bp_real *y, size_t left, bp_vr s)
+{
+    if (left >= BP_VN)
+        BP_VSTORE(y, s);
+    else
+        memcpy(y, &s, left * sizeof *y);
+}
+
+BP_CLONES
+void bp_gemv_t(size_t rows, size_t cols, size_t ld, const bp_real *Wt, const bp_real *x,
+               bp_real *y)
+{
+    size_t i = 0;
+    for (; i + 3 * BP_VN < rows; i += 4 * BP_VN) {
+        bp_vr a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        const bp_real *w = Wt + i;
+        for (size_t j = 0; j < cols; j++, w += ld) {
+            bp_real xj = x[j];
+            a0 += BP_VLOAD(w) * xj;
+            a1 += BP_VLOAD(w + BP_VN) * xj;
+            a2 += BP_VLOAD(w + 2 * BP_VN) * xj;
+            a3 += BP_VLOAD(w + 3 * BP_VN) * xj;
+        }
+        BP_VSTORE(y + i, a0);
+        BP_VSTORE(y + i + BP_VN, a1);
+        BP_VSTORE(y + i + 2 * BP_VN, a2);
+        gemv_t_store(y + i + 3 * BP_VN, rows - i - 3 * BP_VN, a3);
+    }
+    for (; i < rows; i += BP_VN) {
+        /* one block: four partial sums over j so the additions overlap */
+        bp_vr a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        const bp_real *w = Wt + i;
+        size_t j = 0;
+        for (; j + 4 <= cols; j += 4, w += 4 * ld) {
+            a0 += BP_VLOAD(w) * x[j];
+            a1 += BP_VLOAD(w + ld) * x[j + 1];
+            a2 += BP_VLOAD(w + 2 * ld) * x[j + 2];
+            a3 += BP_VLOAD(w + 3 * ld) * x[j + 3];
+        }
+        for (; j < cols; j++, w += ld)
+            a0 += BP_VLOAD(w) * x[j];
+        gemv_t_store(y + i, rows - i, (a0 + a1) + (a2 + a3));
     }
 }
 

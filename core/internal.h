@@ -27,7 +27,15 @@ struct bp_model {
     bp_real *norm_std;         /* inputs, zeros stored as 1 */
     uint32_t n_classes;
     char **class_names;        /* n_classes strdup()'d names */
+    /* bp_model_prepare: per layer, W transposed to [fan_in x ld], ld the
+     * units rounded up to BP_VN and zero-padded; wt_off[l] is SIZE_MAX for
+     * a layer left out.  NULL when not prepared. */
+    bp_real *wt;
+    size_t *wt_off;
 };
+
+/* Drops what bp_model_prepare made (the parameters are about to change). */
+void bp_model_unprepare(bp_model *m);
 
 static inline size_t bp_fan_in(const bp_model *m, uint32_t l)
 {
@@ -105,6 +113,10 @@ void bp_gemm_ref(int trans_a, int trans_b, size_t M, size_t N, size_t K, bp_real
                  bp_real *C, size_t ldc);
 /* y = W x for W rows x cols row-major (one-row inference). */
 void bp_gemv(size_t rows, size_t cols, const bp_real *W, const bp_real *x, bp_real *y);
+/* y = Wt^T x for Wt [cols x ld] (W transposed, ld a multiple of BP_VN,
+ * zero past rows): one-row inference from a prepared model. */
+void bp_gemv_t(size_t rows, size_t cols, size_t ld, const bp_real *Wt, const bp_real *x,
+               bp_real *y);
 
 /* dst (cols x rows) = src (rows x cols) transposed, row-major. */
 void bp_transpose(const bp_real *src, bp_real *dst, size_t rows, size_t cols);

@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -244,7 +245,62 @@ void bp_model_free(bp_model *m)
     for (uint32_t i = 0; i < m->n_classes; i++)
         free(m->class_names[i]);
     free(m->class_names);
+    bp_model_unprepare(m);
     free(m);
+}
+
+/* ---- one-row inference ------------------------------------------------------ */
+
+/* Layers with more weights than this stay row-major: past it a dot product
+ * is long enough that its horizontal sum no longer matters. */
+#define BP_PREPARE_MAX_LAYER ((size_t)1 << 20)
+
+static size_t round_vn(size_t n)
+{
+    return (n + BP_VN - 1) / BP_VN * BP_VN;
+}
+
+void bp_model_unprepare(bp_model *m)
+{
+    free(m->wt);
+    free(m->wt_off);
+    m->wt = NULL;
+    m->wt_off = NULL;
+}
+
+bp_status bp_model_prepare(bp_model *m)
+{
+    if (!m)
+        return BP_EINVAL;
+    bp_model_unprepare(m);
+    const uint32_t L = m->arch.n_layers;
+    size_t *off = malloc(L * sizeof *off), total = 0;
+    if (!off)
+        return BP_ENOMEM;
+    for (uint32_t l = 0; l < L; l++) {
+        size_t f = bp_fan_in(m, l), ld = round_vn(m->layers[l].units);
+        off[l] = f * ld <= BP_PREPARE_MAX_LAYER ? total : SIZE_MAX;
+        if (off[l] != SIZE_MAX)
+            total += f * ld;
+    }
+    bp_real *wt = total ? bp_alloc_reals(total) : NULL;
+    if (!wt) {
+        free(off);
+        return total ? BP_ENOMEM : BP_OK;
+    }
+    memset(wt, 0, total * sizeof *wt);
+    for (uint32_t l = 0; l < L; l++) {
+        if (off[l] == SIZE_MAX)
+            continue;
+        size_t f = bp_fan_in(m, l), n = m->layers[l].units, ld = round_vn(n);
+        const bp_real *W = bp_layer_w(m->params, m, l);
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < f; j++)
+                wt[off[l] + j * ld + i] = W[i * f + j];
+    }
+    m->wt = wt;
+    m->wt_off = off;
+    return BP_OK;
 }
 
 bp_status bp_model_clone(const bp_model *m, bp_model **out)
@@ -279,7 +335,13 @@ bp_arch bp_model_arch(const bp_model *m)
 }
 size_t bp_model_param_count(const bp_model *m) { return m ? m->n_params : 0; }
 const bp_real *bp_model_params(const bp_model *m) { return m ? m->params : NULL; }
-bp_real *bp_model_params_mut(bp_model *m) { return m ? m->params : NULL; }
+bp_real *bp_model_params_mut(bp_model *m)
+{
+    if (!m)
+        return NULL;
+    bp_model_unprepare(m); /* the copy would go stale */
+    return m->params;
+}
 
 uint32_t bp_model_outputs(const bp_model *m)
 {
@@ -409,7 +471,9 @@ bp_status bp_model_predict(const bp_model *m, const bp_real *X, size_t rows, bp_
         size_t f = bp_fan_in(m, l), n = m->layers[l].units;
         bp_real *Z = l + 1 == L ? out : buf[l & 1];
         const bp_real *W = bp_layer_w(m->params, m, l);
-        if (rows == 1)
+        if (rows == 1 && m->wt && m->wt_off[l] != SIZE_MAX)
+            bp_gemv_t(n, f, round_vn(n), m->wt + m->wt_off[l], A, Z);
+        else if (rows == 1)
             bp_gemv(n, f, W, A, Z);
         else
             bp_gemm(0, 1, rows, n, f, 1, A, f, W, f, 0, Z, n);

@@ -445,6 +445,7 @@ bp_status bp_trainer_create(bp_model *m, const bp_train_config *cfg, const bp_re
     bp_trainer *t = calloc(1, sizeof *t);
     if (!t)
         goto nomem;
+    bp_model_unprepare(m); /* the trainer writes the parameters */
     t->m = m;
     t->cfg = *cfg;
     t->in = m->arch.inputs;

@@ -247,6 +247,9 @@ static int cache_load(cache *c, const char *model, uint32_t version, centry **ou
     if (st != BP_OK)
         return err_set(e, ERR_INTERNAL, "version %u of model \"%s\" could not be loaded: %s",
                        got, model, err[0] ? err : bp_status_str(st));
+    /* entries are immutable from here on: ready it for one-row predictions
+     * (out of memory only leaves that faster path unused) */
+    (void)bp_model_prepare(m);
 
     centry *ce = calloc(1, sizeof *ce);
     if (!ce) {

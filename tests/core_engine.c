@@ -449,3 +449,68 @@ Test(engine, transpose_shapes)
         }
     free(src), free(dst);
 }
+
+
+/* A prepared model (bp_model_prepare: transposed copies for one-row
+ * products) answers one row as the batch path does, for widths around the
+ * vector width and layers left unprepared (too large); changing the
+ * parameters through bp_model_params_mut drops the copy, so predictions
+ * follow the new weights. */
+Test(engine, prepared_one_row_predictions_agree_with_the_batch)
+{
+    static const uint32_t widths[] = {1, 3, 15, 16, 17, 33, 64};
+    for (size_t w = 0; w < sizeof widths / sizeof *widths; w++) {
+        const bp_layer_spec L[3] = {{widths[w], BP_ACT_RELU, 0},
+                                    {widths[(w + 3) % 7], BP_ACT_TANH, 0},
+                                    {10, BP_ACT_SOFTMAX, 0}};
+        const uint32_t in = widths[(w + 5) % 7] + 2;
+        bp_model *m = make(in, 3, L, BP_LOSS_CROSS_ENTROPY, BP_INIT_AUTO, (uint64_t)w + 1);
+        enum { R = 5 };
+        float *X = malloc(R * in * sizeof *X), batch[R * 10], one[10];
+        float *scr = malloc(bp_predict_scratch_size(m, R) * sizeof *scr);
+        cr_assert(X && scr);
+        for (uint32_t i = 0; i < R * in; i++)
+            X[i] = (float)sin(0.7 * i + w);
+        cr_assert_eq(bp_model_predict(m, X, R, batch, scr), BP_OK);
+        cr_assert_eq(bp_model_prepare(m), BP_OK);
+        for (int r = 0; r < R; r++) {
+            cr_assert_eq(bp_model_predict(m, X + r * in, 1, one, scr), BP_OK);
+            for (int j = 0; j < 10; j++)
+                cr_assert_float_eq(one[j], batch[r * 10 + j], 1e-5, "widths %u: row %d output %d", widths[w], r, j);
+        }
+        /* new weights: the prepared copy must not be used any more */
+        float *P = bp_model_params_mut(m);
+        for (size_t i = 0; i < bp_model_param_count(m); i++)
+            P[i] *= 0.5f;
+        cr_assert_eq(bp_model_predict(m, X, R, batch, scr), BP_OK);
+        cr_assert_eq(bp_model_prepare(m), BP_OK);
+        cr_assert_eq(bp_model_predict(m, X, 1, one, scr), BP_OK);
+        for (int j = 0; j < 10; j++)
+            cr_assert_float_eq(one[j], batch[j], 1e-5, "re-prepared after new weights");
+        P = bp_model_params_mut(m);
+        P[0] += 1.0f;
+        cr_assert_eq(bp_model_predict(m, X, R, batch, scr), BP_OK);
+        cr_assert_eq(bp_model_predict(m, X, 1, one, scr), BP_OK);
+        for (int j = 0; j < 10; j++)
+            cr_assert_float_eq(one[j], batch[j], 1e-5, "a stale copy was used after params_mut");
+        free(X), free(scr);
+        bp_model_free(m);
+    }
+    /* a layer over the prepared size stays row-major and still agrees */
+    const bp_layer_spec B[2] = {{1100, BP_ACT_RELU, 0}, {3, BP_ACT_SOFTMAX, 0}};
+    bp_model *m = make(1000, 2, B, BP_LOSS_CROSS_ENTROPY, BP_INIT_AUTO, 9);
+    float *X = malloc(2 * 1000 * sizeof *X), batch[6], one[3];
+    float *scr = malloc(bp_predict_scratch_size(m, 2) * sizeof *scr);
+    cr_assert(X && scr);
+    for (int i = 0; i < 2000; i++)
+        X[i] = (float)cos(0.3 * i);
+    cr_assert_eq(bp_model_predict(m, X, 2, batch, scr), BP_OK);
+    cr_assert_eq(bp_model_prepare(m), BP_OK);
+    for (int r = 0; r < 2; r++) {
+        cr_assert_eq(bp_model_predict(m, X + r * 1000, 1, one, scr), BP_OK);
+        for (int j = 0; j < 3; j++)
+            cr_assert_float_eq(one[j], batch[r * 3 + j], 1e-5, "large layer row %d output %d", r, j);
+    }
+    free(X), free(scr);
+    bp_model_free(m);
+}
