@@ -116,6 +116,7 @@ typedef struct {
     size_t received;      /* body bytes seen, JSON or CSV */
     unsigned long long clen; /* Content-Length, when has_len */
     int has_len;
+    int has_query;        /* the request line had a '?' */
     char *gather;         /* a prediction body gathered whole (PREDICT_GATHER_MAX) */
     size_t gather_len;
     int overflow;         /* more than --max-body arrived */
@@ -485,14 +486,16 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
     route_id r;
 
     clen_s = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     if (clen_s) {
         char *end;
         errno = 0;
         clen = strtoull(clen_s, &end, 10);
         has_len = errno == 0 && end != clen_s && *end == '\0';
     }
-    st->has_body = (has_len && clen > 0) || (te && !has_len);
+    te = has_len ? NULL
+                 : MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                               MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    st->has_body = (has_len && clen > 0) || te;
     st->has_len = has_len;
     st->clen = clen;
 
@@ -520,7 +523,8 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
     if (auth_check(ctx->a, conn, r, method, &auth_err) != 0)
         return reject_err(st, conn, method, &auth_err, NULL);
     query_nul qn = {0};
-    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, query_nul_check, &qn);
+    if (st->has_query)
+        MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, query_nul_check, &qn);
     if (qn.found)
         return reject(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
                       "query parameter \"%s\": contains a NUL byte (%%00)", qn.key);
@@ -738,6 +742,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     if (!(st = state_new()))
         return NULL;
     n = uri ? strcspn(uri, "?") : 0;
+    st->has_query = uri && uri[n] == '?';
     st->path = n < sizeof st->path_inline ? st->path_inline : malloc(n + 1);
     if (!st->path) {
         free(st);
