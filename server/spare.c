@@ -15,6 +15,22 @@
 #endif
 #endif
 
+#ifdef SPARE_OFF
+
+void *spare_take(spare_kind k)
+{
+    (void)k;
+    return NULL;
+}
+
+void spare_give(spare_kind k, void *p)
+{
+    (void)k;
+    free(p);
+}
+
+#else
+
 typedef struct {
     void *slot[SPARE_KINDS];
 } spares;
@@ -38,10 +54,6 @@ static void key_init(void)
 
 void *spare_take(spare_kind k)
 {
-#ifdef SPARE_OFF
-    (void)k;
-    return NULL;
-#else
     pthread_once(&once, key_init);
     spares *s = key_ok ? pthread_getspecific(key) : NULL;
     if (!s)
@@ -49,12 +61,10 @@ void *spare_take(spare_kind k)
     void *p = s->slot[k];
     s->slot[k] = NULL;
     return p;
-#endif
 }
 
 void spare_give(spare_kind k, void *p)
 {
-#ifndef SPARE_OFF
     if (!p)
         return;
     pthread_once(&once, key_init);
@@ -67,8 +77,7 @@ void spare_give(spare_kind k, void *p)
         s->slot[k] = p;
         return;
     }
-#else
-    (void)k;
-#endif
     free(p);
 }
+
+#endif
