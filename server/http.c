@@ -14,7 +14,9 @@
  *                 Content-Length against --max-body (413 at once) and the
  *                 Content-Type (415), opens the CSV parser for uploads.
  *   data calls    feed JSON chunks to jsonstream (matrices and a small tree,
- *                 bounded by the limits as they arrive) or CSV chunks to
+ *                 bounded by the limits as they arrive; a prediction body
+ *                 up to PREDICT_GATHER_MAX is gathered and fed whole, for
+ *                 jsonstream's prediction scanner) or CSV chunks to
  *                 csvload; past --max-body the data is dropped and 413 is
  *                 answered at the end (chunked uploads), and so is a body
  *                 error found mid-way (MHD cannot answer during an upload).

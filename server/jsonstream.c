@@ -1511,9 +1511,10 @@ static int js_digit(char c)
 }
 
 /* The prediction hot path: a body {"inputs":[[n,...],...]} that arrives in
- * one chunk (as nearly every prediction does) is read by this strict
- * scanner instead of yajl, at a fraction of the cost.  It accepts only that
- * exact shape - one key, written plainly, JSON white space anywhere, every
+ * one chunk (as every prediction up to 1 MiB does: http.c gathers them) is
+ * read by this strict scanner instead of yajl, at a fraction of the cost,
+ * and without a tree (the result is "bare").  It accepts only that exact
+ * shape - one key, written plainly, JSON white space anywhere, every
  * number in JSON's grammar, within int64/double and float32, rows even,
  * within max_features, max_predict_rows and max_cells - and gives up on
  * anything else having changed nothing, so the chunk then goes to yajl and
