@@ -152,13 +152,16 @@ void bp_gemv(size_t rows, size_t cols, const bp_real *W, const bp_real *x, bp_re
  * along the rows, four blocks at a time while they last, in registers
  * named one by one (an array indexed in a loop would live on the stack);
  * stored as they are, with no horizontal sums at all. */
-static inline void gemv_t_store(bp_real *y, size_t left, bp_vr s)
-{
-    if (left >= BP_VN)
-        BP_VSTORE(y, s);
-    else
-        memcpy(y, &s, left * sizeof *y);
-}
+/* s into y, or its first `left` lanes when fewer remain (a macro: no
+ * vector crosses a function boundary, see internal.h) */
+#define GEMV_T_STORE(y, left, s)                                                           \
+    do {                                                                                   \
+        bp_vr v_ = (s);                                                                    \
+        if ((left) >= BP_VN)                                                               \
+            BP_VSTORE((y), v_);                                                            \
+        else                                                                               \
+            memcpy((y), &v_, (left) * sizeof(bp_real));                                    \
+    } while (0)
 
 BP_CLONES
 void bp_gemv_t(size_t rows, size_t cols, size_t ld, const bp_real *Wt, const bp_real *x,
@@ -178,7 +181,7 @@ void bp_gemv_t(size_t rows, size_t cols, size_t ld, const bp_real *Wt, const bp_
         BP_VSTORE(y + i, a0);
         BP_VSTORE(y + i + BP_VN, a1);
         BP_VSTORE(y + i + 2 * BP_VN, a2);
-        gemv_t_store(y + i + 3 * BP_VN, rows - i - 3 * BP_VN, a3);
+        GEMV_T_STORE(y + i + 3 * BP_VN, rows - i - 3 * BP_VN, a3);
     }
     for (; i < rows; i += BP_VN) {
         /* one block: four partial sums over j so the additions overlap */
@@ -193,7 +196,7 @@ void bp_gemv_t(size_t rows, size_t cols, size_t ld, const bp_real *Wt, const bp_
         }
         for (; j < cols; j++, w += ld)
             a0 += BP_VLOAD(w) * x[j];
-        gemv_t_store(y + i, rows - i, (a0 + a1) + (a2 + a3));
+        GEMV_T_STORE(y + i, rows - i, (a0 + a1) + (a2 + a3));
     }
 }
 
