@@ -57,9 +57,9 @@
 
 /* Per-connection memory (request line, headers, read and write buffers;
  * not the body, which streams through).  MHD zeroes the whole pool after
- * every request on a keep-alive connection (twice over, in two places), so
- * its default of 32 KiB is a 32 KiB memset per prediction, a measurable
- * share of one; 8 KiB holds a request line and headers of about 6 KB, as
+ * every request on a keep-alive connection (perf shows two memsets from
+ * libmicrohttpd per prediction), so its default of 32 KiB was a measurable
+ * share of a prediction's own CPU time; 8 KiB holds a request line and headers of about 6 KB, as
  * much as common servers accept by default (nginx: 8 KB a line; larger
  * ones get MHD's own 414/431). */
 #define CONN_MEMORY (8u * 1024)
@@ -126,7 +126,7 @@ typedef struct {
     csvload *csv;
     int csv_failed;       /* its error is in err */
     char path_inline[PATH_INLINE];
-    /* last: state_reset clears everything before it, and only err.code */
+    /* last: state_new clears everything before it, and only err.code */
     srv_err err;          /* the pending error, or the CSV one: never both (a
                              rejected request reads no body) */
 } req_state;
