@@ -111,33 +111,23 @@ int dq_data(const json_t *obj, const char *field, const srv_limits *lim, int nam
                 pt);
         goto out;
     }
-    if (has_t) {
-        if (targets && !json_is_array(targets)) {
-            dq_describe(targets, got, sizeof got);
-            err_set(e, ERR_INVALID_ARGUMENT, "%s: expected an array of rows, got %s", pt, got);
-            goto out;
-        }
-        if (data_field(targets, pre, JS_TARGETS, field, lim, &own[JS_TARGETS], &ft, e))
-            goto out;
-        if (ft->rows != fin->rows) {
-            err_set(e, ERR_INVALID_ARGUMENT, "%s has %llu rows but %s has %llu", pin,
-                    (unsigned long long)fin->rows, pt, (unsigned long long)ft->rows);
-            goto out;
-        }
-    } else {
-        if (labels && !json_is_array(labels)) {
-            dq_describe(labels, got, sizeof got);
-            err_set(e, ERR_INVALID_ARGUMENT,
-                    "%s: expected an array of class names or indices, got %s", pl, got);
-            goto out;
-        }
-        if (data_field(labels, pre, JS_LABELS, field, lim, &own[JS_LABELS], &fl, e))
-            goto out;
-        if (fl->rows != fin->rows) {
-            err_set(e, ERR_INVALID_ARGUMENT, "%s has %llu rows but %s has %llu", pin,
-                    (unsigned long long)fin->rows, pl, (unsigned long long)fl->rows);
-            goto out;
-        }
+    /* the outputs: targets or labels, read the same way */
+    const json_t *arr = has_t ? targets : labels;
+    const js_field_id id = has_t ? JS_TARGETS : JS_LABELS;
+    const char *pa = has_t ? pt : pl;
+    js_field **fa = has_t ? &ft : &fl;
+    if (arr && !json_is_array(arr)) {
+        dq_describe(arr, got, sizeof got);
+        err_set(e, ERR_INVALID_ARGUMENT, "%s: expected an array of %s, got %s", pa,
+                has_t ? "rows" : "class names or indices", got);
+        goto out;
+    }
+    if (data_field(arr, pre, id, field, lim, &own[id], fa, e))
+        goto out;
+    if ((*fa)->rows != fin->rows) {
+        err_set(e, ERR_INVALID_ARGUMENT, "%s has %llu rows but %s has %llu", pin,
+                (unsigned long long)fin->rows, pa, (unsigned long long)(*fa)->rows);
+        goto out;
     }
 
     d = ds_data_new();
@@ -187,16 +177,12 @@ int decode_predict_streamed(const json_t *body, jsonstream_result *pre, const sr
 {
     char got[96];
     js_field own, *f = &own;
+    long long ver = 0;
     *X = NULL;
     if (!body && pre && pre->bare && pre->field[JS_INPUTS].present) {
         /* {"inputs": matrix} read by the hot-path scanner: nothing else to check */
         f = &pre->field[JS_INPUTS];
-        *X = f->X;
-        f->X = NULL;
-        *rows = (uint32_t)f->rows;
-        *cols = f->cols;
-        *version = 0;
-        return 0;
+        goto take;
     }
     if (!json_is_object(body)) {
         dq_describe(body, got, sizeof got);
@@ -204,7 +190,6 @@ int decode_predict_streamed(const json_t *body, jsonstream_result *pre, const sr
     }
     if (dq_check_keys(body, "", predict_keys, 2, e))
         return -1;
-    long long ver;
     if (dq_opt_int(body, "version", "version", 1, UINT32_MAX, 0, &ver, e))
         return -1;
     const json_t *inputs = json_object_get(body, "inputs");
@@ -222,6 +207,7 @@ int decode_predict_streamed(const json_t *body, jsonstream_result *pre, const sr
         if (jsonstream_collect(inputs, JS_INPUTS, "", 1, lim, &own, e))
             return -1;
     }
+take:
     *X = f->X;
     f->X = NULL;
     *rows = (uint32_t)f->rows;

@@ -202,13 +202,18 @@ int store_fail(struct store *s, int rc, const char *what, srv_err *e)
 
 sqlite3_stmt *store_stmt(struct store *s, store_q q, srv_err *e)
 {
+    return store_stmt_sql(s, q, store_sql[q], e);
+}
+
+sqlite3_stmt *store_stmt_sql(struct store *s, store_q q, const char *sql, srv_err *e)
+{
     sqlite3_stmt *st = s->q[q];
     if (st) {
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
         return st;
     }
-    int rc = sqlite3_prepare_v3(s->db, store_sql[q], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
     if (rc != SQLITE_OK) {
         sqlite3_finalize(st);
         store_fail(s, rc, "preparing a statement", e);

@@ -78,20 +78,7 @@ sqlite3_stmt *store_ck_stmt(struct store *s, store_q q, srv_err *e)
         err_set(e, ERR_INTERNAL, "store: statement %d is not a checkpoint statement", (int)q);
         return NULL;
     }
-    sqlite3_stmt *st = s->q[q];
-    if (st) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        return st;
-    }
-    int rc = sqlite3_prepare_v3(s->db, ck_sql[q], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-    if (rc != SQLITE_OK) {
-        sqlite3_finalize(st);
-        store_fail(s, rc, "preparing a statement", e);
-        return NULL;
-    }
-    s->q[q] = st;
-    return st;
+    return store_stmt_sql(s, q, ck_sql[q], e);
 }
 
 int store_ck_delete(struct store *s, const char *id, srv_err *e)

@@ -116,6 +116,8 @@ struct store {
 sqlite3_stmt *store_stmt(struct store *s, store_q q, srv_err *e);
 /* The same for the Q_CK_* statements (store_checkpoint.c holds their SQL). */
 sqlite3_stmt *store_ck_stmt(struct store *s, store_q q, srv_err *e);
+/* Both of them: slot q of the statement cache, prepared from sql once. */
+sqlite3_stmt *store_stmt_sql(struct store *s, store_q q, const char *sql, srv_err *e);
 /* Deletes a job's checkpoint inside the caller's transaction (a job that
  * ends keeps none). */
 int store_ck_delete(struct store *s, const char *id, srv_err *e);

@@ -195,6 +195,21 @@ fail:
     return -1;
 }
 
+/* Revokes the active key called name, if there is one; *changes (when not
+ * NULL) gets how many rows changed.  Inside the caller's transaction. */
+static int key_revoke_active(struct store *s, const char *name, const char *what, int *changes,
+                             srv_err *e)
+{
+    sqlite3_stmt *st = key_stmt(s,
+                                "UPDATE api_keys SET revoked_at = " NOW
+                                " WHERE name = ?1 AND revoked_at IS NULL",
+                                e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    return key_exec(s, st, what, changes, e);
+}
+
 int store_key_list(store *s, json_t **out, srv_err *e)
 {
     *out = NULL;
@@ -227,7 +242,7 @@ int store_key_list(store *s, json_t **out, srv_err *e)
 }
 
 /* Counts inside or outside a transaction. */
-static int key_counts(struct store *s, auth_key_counts *out, srv_err *e)
+int store_key_counts(store *s, auth_key_counts *out, srv_err *e)
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = key_stmt(s,
@@ -248,11 +263,6 @@ static int key_counts(struct store *s, auth_key_counts *out, srv_err *e)
     if (rc != SQLITE_DONE)
         return store_fail(s, rc, "counting the API keys", e);
     return 0;
-}
-
-int store_key_counts(store *s, auth_key_counts *out, srv_err *e)
-{
-    return key_counts(s, out, e);
 }
 
 int store_key_revoke(store *s, const char *name, int keep_last_admin, int *was_last_admin,
@@ -294,7 +304,7 @@ int store_key_revoke(store *s, const char *name, int keep_last_admin, int *was_l
     }
     if (scope == AUTH_ADMIN) {
         auth_key_counts c;
-        if (key_counts(s, &c, e) < 0)
+        if (store_key_counts(s, &c, e) < 0)
             goto fail;
         if (c.active_admins <= 1) {
             if (keep_last_admin) {
@@ -308,14 +318,7 @@ int store_key_revoke(store *s, const char *name, int keep_last_admin, int *was_l
                 *was_last_admin = 1;
         }
     }
-    st = key_stmt(s,
-                  "UPDATE api_keys SET revoked_at = " NOW
-                  " WHERE name = ?1 AND revoked_at IS NULL",
-                  e);
-    if (!st)
-        goto fail;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (key_exec(s, st, "revoking an API key", NULL, e) < 0)
+    if (key_revoke_active(s, name, "revoking an API key", NULL, e) < 0)
         goto fail;
     return store_commit(s, e);
 fail:
@@ -354,14 +357,7 @@ int store_key_ensure(store *s, const char *name, auth_scope scope,
     }
     /* A new value for the same name: the old key is replaced, not kept
      * working alongside the new one. */
-    sqlite3_stmt *st = key_stmt(s,
-                                "UPDATE api_keys SET revoked_at = " NOW
-                                " WHERE name = ?1 AND revoked_at IS NULL",
-                                e);
-    if (!st)
-        goto fail;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (key_exec(s, st, "revoking the previous key", &changes, e) < 0)
+    if (key_revoke_active(s, name, "revoking the previous key", &changes, e) < 0)
         goto fail;
     if (key_insert(s, name, scope, hash, e) < 0)
         goto fail;

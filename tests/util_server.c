@@ -781,6 +781,23 @@ json_t *ts_job_wait(const ts_daemon *d, const char *id, const char *statuses, do
     }
 }
 
+/* The exit code of a child run by the helpers below, or -1 when it did
+ * not exit normally within 10 s (scaled); then it is killed. */
+static int wait_exit(pid_t pid)
+{
+    double until = ts_now() + ts_wait_s(10.0);
+    int st = 0;
+    pid_t r = 0;
+    while ((r = waitpid(pid, &st, WNOHANG)) == 0 && ts_now() < until)
+        ts_sleep_ms(10);
+    if (r == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        return -1;
+    }
+    return r == pid && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 int ts_run_capture(const char *path, const char *const *args, char **out)
 {
     if (out)
@@ -797,20 +814,7 @@ int ts_run_capture(const char *path, const char *const *args, char **out)
         argv[n++] = (char *)args[i];
     argv[n] = NULL;
     pid_t pid = ts_spawn(argv, tmpl, 1, NULL, 0);
-    int code = -1;
-    if (pid > 0) {
-        double until = ts_now() + ts_wait_s(10.0);
-        int st = 0;
-        pid_t r = 0;
-        while ((r = waitpid(pid, &st, WNOHANG)) == 0 && ts_now() < until)
-            ts_sleep_ms(10);
-        if (r == 0) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-        } else if (r == pid && WIFEXITED(st)) {
-            code = WEXITSTATUS(st);
-        }
-    }
+    int code = pid > 0 ? wait_exit(pid) : -1;
     if (out)
         *out = ts_read_file(tmpl, NULL);
     unlink(tmpl);
@@ -870,19 +874,8 @@ int ts_run_split(const char *path, const char *const *args, const char *const *e
     }
     close(fo);
     close(fe);
-    if (pid > 0) {
-        double until = ts_now() + ts_wait_s(10.0);
-        int st = 0;
-        pid_t r = 0;
-        while ((r = waitpid(pid, &st, WNOHANG)) == 0 && ts_now() < until)
-            ts_sleep_ms(10);
-        if (r == 0) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-        } else if (r == pid && WIFEXITED(st)) {
-            code = WEXITSTATUS(st);
-        }
-    }
+    if (pid > 0)
+        code = wait_exit(pid);
     if (out)
         *out = ts_read_file(tout, NULL);
     if (err)
