@@ -24,7 +24,7 @@ LIBS    := $(shell pkg-config --libs $(PKGS)) -lcsv -lm -pthread $(LDSAN)
 TESTLIBS := $(LIBS) $(shell pkg-config --libs criterion libcurl)
 
 CORE_SRC   := $(wildcard core/*.c)
-SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c server/*/*.c))
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 
 CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
@@ -57,7 +57,7 @@ $(BUILD)/core/%.o: core/%.c
 $(BUILD)/core-double/%.o: core/%.c
 	@mkdir -p $(@D); $(CC) $(ALL_CFLAGS) -DBP_DOUBLE -c $< -o $@
 $(BUILD)/server/%.o: server/%.c
-	@mkdir -p $(@D); $(CC) $(ALL_CFLAGS) -Icore -c $< -o $@
+	@mkdir -p $(@D); $(CC) $(ALL_CFLAGS) -Icore -Iserver -c $< -o $@
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(@D); $(CC) $(ALL_CFLAGS) -Icore -Iserver -Itests -c $< -o $@
 $(BUILD)/tests/grad/%.o: tests/%.c

@@ -64,14 +64,13 @@ FUZZ_CORE_FLAGS := '-Dtarget_clones(...)=unused'
 $(FUZZ_DIR)/obj/core/%.o: core/%.c mk/fuzz.mk
 	@mkdir -p $(@D); $(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_CORE_FLAGS) -c $< -o $@
 $(FUZZ_DIR)/obj/server/%.o: server/%.c mk/fuzz.mk
-	@mkdir -p $(@D); $(FUZZ_CC) $(FUZZ_CFLAGS) -Icore -c $< -o $@
+	@mkdir -p $(@D); $(FUZZ_CC) $(FUZZ_CFLAGS) -Icore -Iserver -c $< -o $@
 $(FUZZ_DIR)/gen/migrations.c: $(MIGRATIONS) scripts/embed_migrations.sh
 	@mkdir -p $(@D); sh scripts/embed_migrations.sh $(MIGRATIONS) > $@
 $(FUZZ_DIR)/gen/openapi.c: openapi.yaml scripts/embed_file.sh
 	@mkdir -p $(@D); sh scripts/embed_file.sh openapi_yaml openapi.yaml > $@
 $(FUZZ_DIR)/obj/gen/%.o: $(FUZZ_DIR)/gen/%.c
 	@mkdir -p $(@D); $(FUZZ_CC) $(FUZZ_CFLAGS) -Iserver -c $< -o $@
-# -iquote, not -I: server/limits.h must not shadow the system <limits.h>.
 $(FUZZ_DIR)/obj/tests/fuzz/%.o: tests/fuzz/%.c mk/fuzz.mk
 	@mkdir -p $(@D); $(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -iquote core -iquote server -c $< -o $@
 
@@ -88,7 +87,7 @@ $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_DIR)/libserver.a 
 
 # Dictionaries, derived from the code so they stay true to it: every quoted
 # identifier of the decoders and core's names, as a JSON string.
-$(FUZZ_DIR)/fuzz_json_bodies.dict $(FUZZ_DIR)/fuzz_json_stream.dict: $(wildcard server/decode*.c) core/names.c
+$(FUZZ_DIR)/fuzz_json_bodies.dict $(FUZZ_DIR)/fuzz_json_stream.dict: $(wildcard server/decode/decode*.c) core/names.c
 	@mkdir -p $(@D)
 	@{ grep -oh '"[a-z][a-z0-9_]*"' $(filter %.c,$^) | sort -u | sed 's/"\(.*\)"/"\\"\1\\""/'; \
 	   for t in '{' '}' '[' ']' ':' ',' '{\"' '\":' 'true' 'false' 'null' '1e999' '-0' \
@@ -102,7 +101,7 @@ $(FUZZ_DIR)/fuzz_model_blob.dict:
 	@mkdir -p $(@D)
 	@for t in 'BPNN' '\x01\x00\x00\x00' '\x00\x00\x80\x7f' '\x00\x00\xc0\x7f' '\xff\xff\xff\xff' \
 	          '\x00\x00\x00\x01' '\x10\x00\x00\x00'; do printf '"%s"\n' "$$t"; done > $@
-$(FUZZ_DIR)/fuzz_router.dict: server/router.c
+$(FUZZ_DIR)/fuzz_router.dict: server/api/routes.c
 	@mkdir -p $(@D)
 	@{ grep -oh '"/[a-z0-9/{}._]*"' $^ | tr -d '"' | tr '/' '\n' | grep -v '^$$' | sort -u | \
 	     sed 's/.*/"\/&"/'; \

@@ -8,11 +8,11 @@
 
 #include <stdatomic.h>
 
-#include "cache.h"
+#include "jobs/cache.h"
 #include "config.h"
-#include "metrics.h"
-#include "store.h"
-#include "workers.h"
+#include "http/metrics.h"
+#include "store/store.h"
+#include "jobs/workers.h"
 
 typedef struct app {
     srv_config cfg;

@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-#include "limits.h"
+#include "srv_limits.h"
 
 typedef struct {
     char bind[64];        /* --bind / BACKPROPD_BIND, default 127.0.0.1 */

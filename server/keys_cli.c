@@ -15,9 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "auth.h"
-#include "decode.h"
-#include "store.h"
+#include "http/auth.h"
+#include "decode/decode.h"
+#include "store/store.h"
 
 #define DEFAULT_DB "./data/backpropd.db"
 

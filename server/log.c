@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsonx.h"
+#include "json/jsonx.h"
 
 /* Longest request path written whole into a log line (bytes of JSON). */
 #define LOG_PATH_MAX 1024

@@ -18,16 +18,16 @@
 #include <unistd.h>
 
 #include "app.h"
-#include "auth.h"
-#include "cache.h"
+#include "http/auth.h"
+#include "jobs/cache.h"
 #include "config.h"
-#include "http.h"
+#include "http/http.h"
 #include "blas_tune.h"
 #include "keys_cli.h"
 #include "log.h"
-#include "metrics.h"
-#include "store.h"
-#include "workers.h"
+#include "http/metrics.h"
+#include "store/store.h"
+#include "jobs/workers.h"
 
 #define CACHE_ENTRIES 256
 

@@ -220,7 +220,7 @@ Test(api, model_create_returns_the_model_object)
     cr_assert_str_eq(ts_json_str(json_array_get(layers, 1), "activation"), "softmax");
     cr_assert_str_eq(ts_json_str(m, "loss"), "cross_entropy");
     /* spec: "An omitted init is stored and shown as the value chosen"; for
-     * relu hidden layers that is he (server/decode.h documents the rule). */
+     * relu hidden layers that is he (server/decode/decode.h documents the rule). */
     cr_assert_str_eq(ts_json_str(m, "init"), "he");
     cr_assert_eq(json_integer_value(json_object_get(m, "seed")), 7);
     /* spec: "parameters (sum over layers of fan_in x units + units)":

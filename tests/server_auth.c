@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "auth.h"
+#include "http/auth.h"
 #include "server_common.h"
 
 TestSuite(auth, .fini = it_teardown, .timeout = 90);

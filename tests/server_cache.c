@@ -13,12 +13,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api.h"
-#include "cache.h"
-#include "jsonx.h"
-#include "decode.h"
-#include "limits.h"
-#include "store.h"
+#include "api/api.h"
+#include "jobs/cache.h"
+#include "json/jsonx.h"
+#include "decode/decode.h"
+#include "srv_limits.h"
+#include "store/store.h"
 
 static char tmpdir[64];
 static char dbpath[128];

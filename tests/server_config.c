@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "jsonx.h"
+#include "json/jsonx.h"
 #include "log.h"
 
 static const char *const env_names[] = {

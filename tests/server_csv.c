@@ -1,5 +1,5 @@
 /*
- * server_csv.c - CSV uploads (server/csvload.c): the data sets from
+ * server_csv.c - CSV uploads (server/decode/csvload.c): the data sets from
  * tests/data parsed whole and in 1- and 7-byte chunks to identical
  * results, class versus numeric label columns, RFC 4180 quoting, CRLF,
  * a BOM, and the row/column messages users get for bad files.
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csvload.h"
+#include "decode/csvload.h"
 #include "util_data.h"
 
 static srv_limits csv_limits(void)

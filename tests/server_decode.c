@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decode.h"
-#include "limits.h"
+#include "decode/decode.h"
+#include "srv_limits.h"
 
 static srv_limits dec_limits(void)
 {

@@ -690,7 +690,7 @@ Test(limits, queue_over_max_queued_is_429)
     char slow[128], q[128];
     it_start_slow_job("slow", slow, sizeof slow);
     /* The slow job is running, not queued; one job may wait in the queue
-     * (server/store.h: "ERR_QUEUE_FULL when max_queued jobs are already
+     * (server/store/store.h: "ERR_QUEUE_FULL when max_queued jobs are already
      * queued"). */
     it_create_job("{\"model\":\"iris\",\"dataset\":\"iris\",\"epochs\":2}", q, sizeof q);
     ts_resp r;

@@ -1,5 +1,5 @@
 /*
- * server_fit.c - fitting data to a model's output (server/fit.c): which
+ * server_fit.c - fitting data to a model's output (server/decode/fit.c): which
  * data trains which output layer, the 422 messages naming the widths that
  * disagree, and the dense targets checked value by value.
  */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fit.h"
+#include "decode/fit.h"
 
 /* A ds_data owning copies of the given arrays (NULL to leave out). */
 static ds_data *fit_data(uint32_t rows, uint32_t features, uint32_t tw, const float *Y,

@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 
 #include "errors.h"
-#include "router.h"
+#include "http/router.h"
 #include "util_server.h"
 
 #define OA_MAX_OPS 128

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "server_common.h"
-#include "store.h"
+#include "store/store.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "router.h"
+#include "http/router.h"
 
 typedef struct {
     const char *path;
@@ -276,7 +276,7 @@ Test(router, templates_and_each_cover_every_route)
 
 /* ---- metrics text ---- */
 
-#include "metrics.h"
+#include "http/metrics.h"
 
 static int has_line(const char *text, const char *line)
 {

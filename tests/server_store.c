@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dataset.h"
-#include "store.h"
+#include "decode/dataset.h"
+#include "store/store.h"
 
 /* How many migrations this binary embeds (store_internal.h): the schema
  * version a fresh database reaches. */

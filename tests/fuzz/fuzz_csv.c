@@ -28,10 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csvload.h"
-#include "dataset.h"
+#include "decode/csvload.h"
+#include "decode/dataset.h"
 #include "errors.h"
-#include "limits.h"
+#include "srv_limits.h"
 
 #define LABEL_MAX 80
 

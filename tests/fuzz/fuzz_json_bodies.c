@@ -33,11 +33,11 @@
 #include <string.h>
 
 #include "bp.h"
-#include "dataset.h"
-#include "decode.h"
+#include "decode/dataset.h"
+#include "decode/decode.h"
 #include "errors.h"
-#include "fit.h"
-#include "limits.h"
+#include "decode/fit.h"
+#include "srv_limits.h"
 
 /* Largest model the harness instantiates (weights + predict). */
 #define FUZZ_MAX_CREATE_PARAMS 20000u

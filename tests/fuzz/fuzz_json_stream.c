@@ -1,6 +1,6 @@
 /*
  * fuzz_json_stream.c - libFuzzer harness for the streaming JSON body path
- * (server/jsonstream.c + the decode_*_streamed decoders), the way http.c
+ * (server/json/jsonstream.c + the decode_*_streamed decoders), the way http.c
  * reads a request body: jsonstream_new for the route's body kind, one
  * jsonstream_feed per chunk as it arrives, jsonstream_finish, then the
  * endpoint's decoder on the tree and the extracted matrices.
@@ -25,11 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataset.h"
-#include "decode.h"
+#include "decode/dataset.h"
+#include "decode/decode.h"
 #include "errors.h"
-#include "jsonstream.h"
-#include "limits.h"
+#include "json/jsonstream.h"
+#include "srv_limits.h"
 
 static srv_limits g_loose, g_tight, g_lim;
 

@@ -1,0 +1,40 @@
+/*
+ * api.h - the endpoint handlers, one file per resource (api_models.c,
+ * api_datasets.c, api_jobs.c, api_predict.c, api_ops.c).  Each validates
+ * with decode.h, calls the store/cache/workers and fills the response.
+ */
+#ifndef SRV_API_H
+#define SRV_API_H
+
+#include "app.h"
+#include "http/http.h"
+
+void api_healthz(app *a, const http_req *rq, http_res *rs);
+void api_readyz(app *a, const http_req *rq, http_res *rs);
+void api_metrics(app *a, const http_req *rq, http_res *rs);
+void api_openapi(app *a, const http_req *rq, http_res *rs);
+
+void api_models_create(app *a, const http_req *rq, http_res *rs);
+void api_models_list(app *a, const http_req *rq, http_res *rs);
+void api_model_get(app *a, const http_req *rq, http_res *rs);
+void api_model_delete(app *a, const http_req *rq, http_res *rs);
+void api_model_versions(app *a, const http_req *rq, http_res *rs);
+void api_model_predict(app *a, const http_req *rq, http_res *rs);
+
+void api_datasets_create(app *a, const http_req *rq, http_res *rs);
+void api_datasets_list(app *a, const http_req *rq, http_res *rs);
+void api_dataset_get(app *a, const http_req *rq, http_res *rs);
+void api_dataset_delete(app *a, const http_req *rq, http_res *rs);
+
+void api_jobs_create(app *a, const http_req *rq, http_res *rs);
+void api_jobs_list(app *a, const http_req *rq, http_res *rs);
+void api_job_get(app *a, const http_req *rq, http_res *rs);
+void api_job_cancel(app *a, const http_req *rq, http_res *rs);
+void api_job_metrics(app *a, const http_req *rq, http_res *rs);
+
+/* api_keys.c: key management (admin scope; auth.h). */
+void api_keys_list(app *a, const http_req *rq, http_res *rs);
+void api_keys_create(app *a, const http_req *rq, http_res *rs);
+void api_key_delete(app *a, const http_req *rq, http_res *rs);
+
+#endif

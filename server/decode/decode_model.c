@@ -1,0 +1,377 @@
+/*
+ * decode_model.c - POST /v1/models bodies to the canonical model spec, and
+ * a stored spec back to core's bp_arch.  Owns the model rules as the API
+ * words them: limits (checked on counts before anything proportional is
+ * allocated), softmax placement, loss/output agreement, the default init.
+ */
+#include "decode/decode.h"
+#include "decode/decode_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const model_keys[] = {"name", "inputs", "layers", "loss", "init", "seed"};
+static const char *const layer_keys[] = {"units", "activation", "dropout"};
+
+#define ACT_LIST "relu, leaky_relu, tanh, sigmoid, softmax, linear"
+#define LOSS_LIST "cross_entropy, binary_cross_entropy, mse"
+#define INIT_LIST "he, xavier"
+
+static int relu_family(bp_activation a)
+{
+    return a == BP_ACT_RELU || a == BP_ACT_LEAKY_RELU;
+}
+
+/* He when every hidden layer is of the relu family (or, with no hidden
+ * layer, the output is), Xavier otherwise: the variance each assumes. */
+static bp_init default_init(const bp_layer_spec *L, uint32_t n)
+{
+    if (n == 1)
+        return relu_family(L[0].activation) ? BP_INIT_HE : BP_INIT_XAVIER;
+    for (uint32_t i = 0; i + 1 < n; i++)
+        if (!relu_family(L[i].activation))
+            return BP_INIT_XAVIER;
+    return BP_INIT_HE;
+}
+
+/* A required string field that names one of an enum's values. */
+static int enum_field(const json_t *obj, const char *key, const char *path, const char *what,
+                      const char *list, int (*parse)(const char *, int *), int required, int *out,
+                      int *present, srv_err *e)
+{
+    const json_t *v = json_object_get(obj, key);
+    *present = 0;
+    if (!v || json_is_null(v)) {
+        if (!required)
+            return 0;
+        return err_set(e, ERR_INVALID_ARGUMENT, "%s: missing; expected one of %s", path, list);
+    }
+    char got[96];
+    dq_describe(v, got, sizeof got);
+    if (!json_is_string(v))
+        return err_set(e, ERR_INVALID_ARGUMENT, "%s: expected one of %s, got %s", path, list, got);
+    if (strlen(json_string_value(v)) != json_string_length(v) ||
+        parse(json_string_value(v), out) < 0)
+        return err_set(e, ERR_INVALID_ARGUMENT, "%s: unknown %s %s; expected one of %s", path,
+                       what, got, list);
+    *present = 1;
+    return 0;
+}
+
+static int parse_act(const char *s, int *out)
+{
+    bp_activation a;
+    if (bp_activation_parse(s, &a) < 0)
+        return -1;
+    *out = (int)a;
+    return 0;
+}
+
+static int parse_loss(const char *s, int *out)
+{
+    bp_loss l;
+    if (bp_loss_parse(s, &l) < 0)
+        return -1;
+    *out = (int)l;
+    return 0;
+}
+
+/* Only the two concrete schemes: core's "auto" is not an API value. */
+static int parse_init(const char *s, int *out)
+{
+    bp_init i;
+    if (bp_init_parse(s, &i) < 0 || i == BP_INIT_AUTO)
+        return -1;
+    *out = (int)i;
+    return 0;
+}
+
+/* Loss and output activation agree (the message says why not). */
+static int check_loss(bp_loss loss, const bp_layer_spec *out, uint32_t last, srv_err *e)
+{
+    const char *act = bp_activation_name(out->activation);
+    switch (loss) {
+    case BP_LOSS_CROSS_ENTROPY:
+        if (out->activation != BP_ACT_SOFTMAX)
+            return err_set(e, ERR_INVALID_ARGUMENT,
+                           "loss: cross_entropy needs a softmax output layer, but layers[%u] is %s",
+                           last, act);
+        if (out->units < 2)
+            return err_set(e, ERR_INVALID_ARGUMENT,
+                           "loss: cross_entropy needs a softmax output of at least 2 units, but "
+                           "layers[%u] has %u",
+                           last, out->units);
+        return 0;
+    case BP_LOSS_BINARY_CROSS_ENTROPY:
+        if (out->activation != BP_ACT_SIGMOID)
+            return err_set(e, ERR_INVALID_ARGUMENT,
+                           "loss: binary_cross_entropy needs a sigmoid output layer, but "
+                           "layers[%u] is %s",
+                           last, act);
+        return 0;
+    case BP_LOSS_MSE:
+        if (out->activation == BP_ACT_SOFTMAX)
+            return err_set(e, ERR_INVALID_ARGUMENT,
+                           "loss: a softmax output layer needs loss cross_entropy, got mse");
+        return 0;
+    }
+    return err_set(e, ERR_INVALID_ARGUMENT, "loss: unknown loss");
+}
+
+static int set_new(json_t *o, const char *k, json_t *v)
+{
+    return json_object_set_new(o, k, v); /* steals v, NULL-safe: -1 */
+}
+
+static json_t *canonical_spec(const char *name, uint32_t inputs, const bp_layer_spec *L,
+                              const double *dropout, uint32_t n, bp_loss loss, bp_init init,
+                              long long seed, uint64_t params)
+{
+    json_t *spec = json_object(), *layers = json_array();
+    if (!spec || !layers)
+        goto fail;
+    for (uint32_t i = 0; i < n; i++) {
+        json_t *l = json_object();
+        if (!l || set_new(l, "units", json_integer(L[i].units)) ||
+            set_new(l, "activation", json_string(bp_activation_name(L[i].activation))) ||
+            set_new(l, "dropout", json_real(dropout[i])) || json_array_append_new(layers, l)) {
+            json_decref(l);
+            goto fail;
+        }
+    }
+    if (set_new(spec, "name", json_string(name)) || set_new(spec, "inputs", json_integer(inputs)))
+        goto fail;
+    if (json_object_set(spec, "layers", layers))
+        goto fail;
+    json_decref(layers);
+    layers = NULL;
+    if (set_new(spec, "loss", json_string(bp_loss_name(loss))) ||
+        set_new(spec, "init", json_string(bp_init_name(init))) ||
+        set_new(spec, "seed", json_integer(seed)) ||
+        set_new(spec, "parameters", json_integer((json_int_t)params)))
+        goto fail;
+    return spec;
+fail:
+    json_decref(layers);
+    json_decref(spec);
+    return NULL;
+}
+
+int decode_model(const json_t *body, const srv_limits *lim, json_t **spec_out, srv_err *e)
+{
+    bp_layer_spec *L = NULL;
+    double *dropout = NULL;
+    char path[DQ_PATH], got[96];
+    int rc = -1;
+
+    *spec_out = NULL;
+    if (!json_is_object(body)) {
+        dq_describe(body, got, sizeof got);
+        return err_set(e, ERR_INVALID_ARGUMENT, "expected a JSON object, got %s", got);
+    }
+    if (dq_check_keys(body, "", model_keys, sizeof model_keys / sizeof *model_keys, e))
+        return -1;
+
+    const char *name;
+    if (dq_name(body, "name", "name", 1, &name, e))
+        return -1;
+
+    long long inputs;
+    const json_t *v = json_object_get(body, "inputs");
+    if (!v || json_is_null(v))
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "inputs: missing; expected an integer between 1 and %u", lim->max_features);
+    if (dq_int(v, "inputs", 1, lim->max_features, &inputs, e))
+        return -1;
+
+    const json_t *layers = json_object_get(body, "layers");
+    if (!layers || json_is_null(layers))
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "layers: missing; expected an array of 1 to %u layers", lim->max_layers);
+    if (!json_is_array(layers)) {
+        dq_describe(layers, got, sizeof got);
+        return err_set(e, ERR_INVALID_ARGUMENT, "layers: expected an array of layers, got %s", got);
+    }
+    /* The count is checked before anything is sized by it. */
+    size_t n = json_array_size(layers);
+    if (n < 1 || n > lim->max_layers || n > BP_MAX_LAYERS)
+        return err_set(e, ERR_INVALID_ARGUMENT, "layers: expected between 1 and %u layers, got %zu",
+                       lim->max_layers < BP_MAX_LAYERS ? lim->max_layers : BP_MAX_LAYERS, n);
+
+    int loss_i = 0, init_i = 0, present;
+    if (enum_field(body, "loss", "loss", "loss", LOSS_LIST, parse_loss, 1, &loss_i, &present, e))
+        return -1;
+    int init_given;
+    if (enum_field(body, "init", "init", "init", INIT_LIST, parse_init, 0, &init_i, &init_given, e))
+        return -1;
+    long long seed;
+    if (dq_opt_int(body, "seed", "seed", 0, DQ_INT_MAX, 0, &seed, e))
+        return -1;
+
+    L = calloc(n, sizeof *L);
+    dropout = calloc(n, sizeof *dropout);
+    if (!L || !dropout) {
+        err_set(e, ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    const uint32_t max_units = lim->max_units < BP_MAX_UNITS ? lim->max_units : BP_MAX_UNITS;
+    uint64_t params = 0, fan_in = (uint64_t)inputs;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *l = json_array_get(layers, i);
+        dq_pathf(path, sizeof path, "layers[%zu]", i);
+        if (!json_is_object(l)) {
+            dq_describe(l, got, sizeof got);
+            err_set(e, ERR_INVALID_ARGUMENT,
+                    "%s: expected an object like {\"units\":16,\"activation\":\"relu\"}, got %s",
+                    path, got);
+            goto out;
+        }
+        if (dq_check_keys(l, path, layer_keys, sizeof layer_keys / sizeof *layer_keys, e))
+            goto out;
+
+        char fpath[DQ_PATH];
+        long long units;
+        dq_pathf(fpath, sizeof fpath, "%s.units", path);
+        v = json_object_get(l, "units");
+        if (!v || json_is_null(v)) {
+            err_set(e, ERR_INVALID_ARGUMENT, "%s: missing; expected an integer between 1 and %u",
+                    fpath, max_units);
+            goto out;
+        }
+        if (dq_int(v, fpath, 1, max_units, &units, e))
+            goto out;
+        L[i].units = (uint32_t)units;
+
+        int act;
+        dq_pathf(fpath, sizeof fpath, "%s.activation", path);
+        if (enum_field(l, "activation", fpath, "activation", ACT_LIST, parse_act, 1, &act,
+                       &present, e))
+            goto out;
+        L[i].activation = (bp_activation)act;
+        if (L[i].activation == BP_ACT_SOFTMAX && i + 1 < n) {
+            err_set(e, ERR_INVALID_ARGUMENT,
+                    "%s: softmax is only allowed on the output layer (layers[%zu])", fpath, n - 1);
+            goto out;
+        }
+
+        dq_pathf(fpath, sizeof fpath, "%s.dropout", path);
+        if (dq_opt_number(l, "dropout", fpath, 0.0, &dropout[i], e))
+            goto out;
+        /* The float must stay below 1 too: 0.9999999999 rounds to 1.0f. */
+        if (!(dropout[i] >= 0.0 && dropout[i] < 1.0 && (float)dropout[i] < 1.0f)) {
+            dq_describe(json_object_get(l, "dropout"), got, sizeof got);
+            err_set(e, ERR_INVALID_ARGUMENT, "%s: expected a number with 0 <= p < 1, got %s",
+                    fpath, got);
+            goto out;
+        }
+        if (dropout[i] != 0.0 && i + 1 == n) {
+            err_set(e, ERR_INVALID_ARGUMENT,
+                    "%s: dropout is only allowed on hidden layers, not on the output layer",
+                    fpath);
+            goto out;
+        }
+        L[i].dropout = (float)dropout[i];
+
+        /* Both factors are below 2^32, so the product fits; the sum
+         * saturates instead of wrapping. */
+        uint64_t add = fan_in * L[i].units + L[i].units;
+        params = params > UINT64_MAX - add ? UINT64_MAX : params + add;
+        fan_in = L[i].units;
+    }
+    const uint64_t max_params = lim->max_params < BP_MAX_PARAMS ? lim->max_params : BP_MAX_PARAMS;
+    if (params > max_params) {
+        err_set(e, ERR_INVALID_ARGUMENT,
+                "layers: the model would have %llu parameters; the limit is %llu",
+                (unsigned long long)params, (unsigned long long)max_params);
+        goto out;
+    }
+    if (check_loss((bp_loss)loss_i, &L[n - 1], (uint32_t)(n - 1), e))
+        goto out;
+
+    bp_init init = init_given ? (bp_init)init_i : default_init(L, (uint32_t)n);
+    bp_arch arch = {.inputs = (uint32_t)inputs,
+                    .n_layers = (uint32_t)n,
+                    .layers = L,
+                    .loss = (bp_loss)loss_i,
+                    .init = init,
+                    .seed = (uint64_t)seed};
+    /* Everything above already implies this; core's own rules are the
+     * last word should they ever be stricter. */
+    char why[256];
+    if (bp_arch_check(&arch, why, sizeof why) != BP_OK) {
+        err_set(e, ERR_INVALID_ARGUMENT, "%s", why);
+        goto out;
+    }
+    *spec_out = canonical_spec(name, (uint32_t)inputs, L, dropout, (uint32_t)n, arch.loss, init,
+                               seed, params);
+    if (!*spec_out) {
+        err_set(e, ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    rc = 0;
+out:
+    free(L);
+    free(dropout);
+    return rc;
+}
+
+/* A stored spec is trusted to have passed decode_model, but it is read
+ * defensively all the same: a malformed one is a server fault (500). */
+int spec_to_arch(const json_t *spec, bp_arch *arch, bp_layer_spec **layers_out, srv_err *e)
+{
+    *layers_out = NULL;
+    const json_t *layers = json_object_get(spec, "layers");
+    const json_t *inputs = json_object_get(spec, "inputs");
+    const json_t *seed = json_object_get(spec, "seed");
+    bp_loss loss;
+    bp_init init = BP_INIT_AUTO;
+    const char *loss_s = json_string_value(json_object_get(spec, "loss"));
+    const char *init_s = json_string_value(json_object_get(spec, "init"));
+
+    if (!json_is_object(spec) || !json_is_integer(inputs) || json_integer_value(inputs) < 1 ||
+        json_integer_value(inputs) > BP_MAX_UNITS || !json_is_array(layers) ||
+        json_array_size(layers) < 1 || json_array_size(layers) > BP_MAX_LAYERS ||
+        !loss_s || bp_loss_parse(loss_s, &loss) < 0 || (init_s && bp_init_parse(init_s, &init) < 0) ||
+        (seed && !json_is_null(seed) && (!json_is_integer(seed) || json_integer_value(seed) < 0)))
+        return err_set(e, ERR_INTERNAL, "stored model spec is malformed");
+
+    size_t n = json_array_size(layers);
+    bp_layer_spec *L = calloc(n, sizeof *L);
+    if (!L)
+        return err_set(e, ERR_INTERNAL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const json_t *l = json_array_get(layers, i);
+        const json_t *u = json_object_get(l, "units"), *d = json_object_get(l, "dropout");
+        const char *act = json_string_value(json_object_get(l, "activation"));
+        bp_activation a;
+        if (!json_is_integer(u) || json_integer_value(u) < 1 ||
+            json_integer_value(u) > BP_MAX_UNITS || !act || bp_activation_parse(act, &a) < 0 ||
+            (d && !json_is_null(d) && !json_is_number(d))) {
+            free(L);
+            return err_set(e, ERR_INTERNAL, "stored model spec is malformed at layers[%zu]", i);
+        }
+        double p = d && json_is_number(d) ? json_number_value(d) : 0.0;
+        if (!(p >= 0.0 && p < 1.0)) {
+            free(L);
+            return err_set(e, ERR_INTERNAL, "stored model spec is malformed at layers[%zu]", i);
+        }
+        L[i].units = (uint32_t)json_integer_value(u);
+        L[i].activation = a;
+        L[i].dropout = (float)p;
+    }
+    bp_arch a = {.inputs = (uint32_t)json_integer_value(inputs),
+                 .n_layers = (uint32_t)n,
+                 .layers = L,
+                 .loss = loss,
+                 .init = init,
+                 .seed = seed && json_is_integer(seed) ? (uint64_t)json_integer_value(seed) : 0};
+    char why[256];
+    if (bp_arch_check(&a, why, sizeof why) != BP_OK) {
+        free(L);
+        return err_set(e, ERR_INTERNAL, "stored model spec is invalid: %s", why);
+    }
+    *arch = a;
+    *layers_out = L;
+    return 0;
+}

@@ -1,0 +1,60 @@
+/*
+ * http.h - the request and response every handler sees, independent of
+ * libmicrohttpd.  http.c owns the daemon: it reads the body (JSON streamed
+ * through jsonstream, CSV through csvload, both bounded by --max-body and
+ * the limits as they arrive), routes, calls the handler,
+ * encodes the response, logs one JSON line and counts metrics.
+ */
+#ifndef SRV_HTTP_H
+#define SRV_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "decode/dataset.h"
+#include "errors.h"
+
+struct MHD_Connection;
+struct jsonstream_result;
+
+typedef struct {
+    const char *method;
+    const char *path;
+    const char *arg;           /* the {name} or {id} path segment, or NULL */
+    struct MHD_Connection *conn;
+    json_t *json;              /* the parsed JSON body, or NULL */
+    ds_data *csv;              /* a parsed CSV upload (handler may take it), or NULL */
+    struct jsonstream_result *data; /* with json: the data arrays read as matrices
+                                       (jsonstream.h; json is data->tree), for the
+                                       decode_*_streamed decoders, which take them */
+} http_req;
+
+typedef struct {
+    int status;
+    json_t *json;              /* body (owned; sent with JSONX_DUMP_FLAGS) */
+    char *text;                /* or a raw body (owned, malloc()'d) */
+    size_t text_len;
+    const char *content_type;  /* for text; JSON sets its own */
+    char location[160];        /* Location header when not empty */
+} http_res;
+
+/* A query-string argument, or NULL. */
+const char *http_query(const http_req *rq, const char *key);
+
+/* Sets status and {"error":...} body from e. */
+void http_res_error(http_res *rs, const srv_err *e);
+/* Sets status and takes ownership of body. */
+void http_res_json(http_res *rs, int status, json_t *body);
+
+
+struct app;
+struct MHD_Daemon;
+/* Starts the libmicrohttpd daemon (thread pool, epoll) on cfg.bind:port. */
+int http_daemon_start(struct app *a, struct MHD_Daemon **out, srv_err *e);
+/* Stops accepting, lets in-flight requests finish, frees the daemon. */
+void http_daemon_stop(struct MHD_Daemon *d);
+/* The port the daemon listens on (the one picked for --port 0); 0 if
+ * unknown. */
+int http_daemon_port(struct MHD_Daemon *d);
+
+#endif

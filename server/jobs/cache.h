@@ -1,0 +1,35 @@
+/*
+ * cache.h - loaded model versions for predictions.  Entries are immutable
+ * and reference-counted; lookups take only the lock of one shard (no
+ * global lock) and never touch the database on a hit.  A miss loads the
+ * version blob through the store and bp_model_load.
+ */
+#ifndef SRV_CACHE_H
+#define SRV_CACHE_H
+
+#include <stdint.h>
+
+#include "bp.h"
+#include "errors.h"
+#include "store/store.h"
+
+typedef struct cache cache;
+
+typedef struct {
+    const bp_model *model;
+    uint32_t version;
+    /* private: refcount etc. live in the cache */
+} cache_entry;
+
+int cache_create(store_pool *pool, size_t max_entries, cache **out);
+void cache_free(cache *c);
+
+/* version 0 = the latest.  On success *out must be released with
+ * cache_release().  Errors as store_version_blob. */
+int cache_get(cache *c, const char *model, uint32_t version, const cache_entry **out, srv_err *e);
+void cache_release(cache *c, const cache_entry *entry);
+
+/* Drops every entry of a model (new version trained, model deleted). */
+void cache_invalidate(cache *c, const char *model);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * workers.h - the training worker pool: pthreads that claim queued jobs
+ * from the store (so the queue survives restarts), train them with core,
+ * write per-epoch metrics and store the new version.  The threads a job may
+ * use are the cores divided among the jobs running at that moment, and
+ * OpenBLAS runs single-threaded, so jobs never oversubscribe the machine.
+ */
+#ifndef SRV_WORKERS_H
+#define SRV_WORKERS_H
+
+#include "jobs/cache.h"
+#include "store/store.h"
+
+typedef struct workers workers;
+
+/* n threads; cores: how many cores jobs may share. */
+int workers_start(store_pool *pool, cache *c, int n, int cores, workers **out);
+/* A job was queued: wake a worker. */
+void workers_notify(workers *w);
+/* Raises the cancel flag of a running job (no-op if not running here). */
+void workers_cancel(workers *w, const char *job_id);
+/* Stops at the next batch; running jobs are left as the restart rule says. */
+void workers_stop(workers *w);
+/* Training samples processed since start (for /metrics). */
+unsigned long long workers_samples(workers *w);
+
+#endif

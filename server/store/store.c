@@ -1,0 +1,934 @@
+/*
+ * store.c - the store's connection: opening a database (pragmas, embedded
+ * migrations, refusing a newer schema), the per-connection cache of
+ * prepared statements with their SQL, transactions, error mapping, the
+ * helpers shared by store_models.c / store_datasets.c / store_jobs.c, and
+ * the connection pool.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "json/jsonx.h"
+#include "store/store_internal.h"
+
+#define NOW "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+
+#define MODEL_COLS                                                                     \
+    "m.name, m.inputs, m.layers, m.loss, m.init, m.seed, m.parameters, m.created_at, " \
+    "m.updated_at, "                                                                   \
+    "(SELECT max(v.version) FROM model_versions v WHERE v.model_id = m.id), "          \
+    "(SELECT v.class_names FROM model_versions v WHERE v.model_id = m.id "             \
+    "ORDER BY v.version DESC LIMIT 1)"
+
+#define JOB_COLS                                                                     \
+    "id, model, dataset, status, epoch, epochs, train_loss, val_loss, val_accuracy, " \
+    "error, model_version, params, created_at, started_at, finished_at"
+
+#define DATA_COLS "rows, features, target_width, n_classes, class_names, x, y, labels"
+
+/* Indexed by store_q.  Every value is bound; nothing is ever formatted
+ * into SQL. */
+static const char *const store_sql[Q__COUNT] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+
+    [Q_MODEL_INSERT] = "INSERT INTO models(name, inputs, layers, loss, init, seed, parameters, "
+                       "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, " NOW
+                       ", " NOW ")",
+    [Q_MODEL_GET] = "SELECT " MODEL_COLS " FROM models m WHERE m.name = ?1",
+    [Q_MODEL_LIST] = "SELECT " MODEL_COLS " FROM models m ORDER BY m.name",
+    [Q_MODEL_ID] = "SELECT id FROM models WHERE name = ?1",
+    [Q_MODEL_DELETE] = "DELETE FROM models WHERE id = ?1",
+    [Q_MODEL_TOUCH] = "UPDATE models SET updated_at = " NOW " WHERE id = ?1",
+    [Q_MODEL_ACTIVE_JOB] = "SELECT id, status FROM jobs WHERE model = ?1 "
+                           "AND status IN ('queued', 'running') ORDER BY seq LIMIT 1",
+    [Q_VERSION_LIST] = "SELECT version, job, created_at, train_loss, val_loss, val_accuracy "
+                       "FROM model_versions WHERE model_id = ?1 ORDER BY version",
+    [Q_VERSION_BLOB] = "SELECT version, blob FROM model_versions "
+                       "WHERE model_id = ?1 AND version = ?2",
+    [Q_VERSION_LATEST_BLOB] = "SELECT version, blob FROM model_versions WHERE model_id = ?1 "
+                              "ORDER BY version DESC LIMIT 1",
+    [Q_VERSION_NEXT] = "SELECT coalesce(max(version), 0) + 1 FROM model_versions "
+                       "WHERE model_id = ?1",
+    [Q_VERSION_INSERT] = "INSERT INTO model_versions(model_id, version, job, class_names, "
+                         "train_loss, val_loss, val_accuracy, created_at, blob) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, " NOW ", ?8)",
+
+    [Q_DATASET_INSERT] = "INSERT INTO datasets(name, created_at, rows, features, target_width, "
+                         "n_classes, class_names, integer_targets, max_target, x, y, labels) "
+                         "VALUES (?1, " NOW ", ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [Q_DATASET_GET] = "SELECT name, rows, features, target_width, class_names, created_at "
+                      "FROM datasets WHERE name = ?1",
+    [Q_DATASET_LIST] = "SELECT name, rows, features, target_width, class_names, created_at "
+                       "FROM datasets ORDER BY name",
+    [Q_DATASET_SHAPE] = "SELECT rows, features, target_width, n_classes, integer_targets, "
+                        "max_target FROM datasets WHERE name = ?1",
+    [Q_DATASET_CLASSES] = "SELECT class_names FROM datasets WHERE name = ?1",
+    [Q_DATASET_DATA] = "SELECT " DATA_COLS " FROM datasets WHERE name = ?1",
+    [Q_DATASET_DELETE] = "DELETE FROM datasets WHERE name = ?1",
+    [Q_DATASET_ACTIVE_JOB] = "SELECT id, status FROM jobs WHERE dataset = ?1 "
+                             "AND status IN ('queued', 'running') ORDER BY seq LIMIT 1",
+    [Q_DATASET_EXISTS] = "SELECT 1 FROM datasets WHERE name = ?1",
+
+    [Q_JOB_INSERT] = "INSERT INTO jobs(id, model, dataset, status, params, epochs, created_at) "
+                     "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, " NOW ")",
+    [Q_JOB_DATA_INSERT] = "INSERT INTO job_data(job_id, rows, features, target_width, "
+                          "n_classes, class_names, integer_targets, max_target, x, y, labels) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [Q_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
+    [Q_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs ORDER BY seq",
+    [Q_JOB_LIST_MODEL] = "SELECT " JOB_COLS " FROM jobs WHERE model = ?1 ORDER BY seq",
+    [Q_JOB_LIST_STATUS] = "SELECT " JOB_COLS " FROM jobs WHERE status = ?1 ORDER BY seq",
+    [Q_JOB_LIST_BOTH] = "SELECT " JOB_COLS " FROM jobs WHERE model = ?1 AND status = ?2 "
+                        "ORDER BY seq",
+    [Q_JOB_STATUS] = "SELECT status FROM jobs WHERE id = ?1",
+    [Q_JOB_CANCEL_QUEUED] = "UPDATE jobs SET status = 'cancelled', finished_at = " NOW
+                            " WHERE id = ?1 AND status = 'queued'",
+    [Q_JOB_CANCEL_RUNNING] = "UPDATE jobs SET cancel_requested = 1 "
+                             "WHERE id = ?1 AND status = 'running'",
+    [Q_JOB_METRICS] = "SELECT epoch, train_loss, train_accuracy, val_loss, val_accuracy, "
+                      "seconds FROM job_metrics WHERE job = ?1 ORDER BY epoch",
+    [Q_JOB_OLDEST_QUEUED] = "SELECT id, model, params FROM jobs WHERE status = 'queued' "
+                            "ORDER BY seq LIMIT 1",
+    [Q_JOB_START] = "UPDATE jobs SET status = 'running', started_at = " NOW
+                    ", cancel_requested = 0 WHERE id = ?1 AND status = 'queued'",
+    [Q_JOB_SOURCE] = "SELECT model, dataset, status FROM jobs WHERE id = ?1",
+    [Q_JOB_DATA_GET] = "SELECT " DATA_COLS " FROM job_data WHERE job_id = ?1",
+    [Q_JOB_DATA_CLASSES] = "SELECT class_names FROM job_data WHERE job_id = ?1",
+    [Q_JOB_METRIC_PUT] = "INSERT OR REPLACE INTO job_metrics(job, epoch, train_loss, "
+                         "train_accuracy, val_loss, val_accuracy, seconds) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [Q_JOB_PROGRESS] = "UPDATE jobs SET epoch = ?2, epochs = coalesce(?3, epochs), train_loss = ?4, "
+                       "val_loss = ?5, val_accuracy = ?6 WHERE id = ?1 AND status = 'running'",
+    [Q_JOB_CANCEL_FLAG] = "SELECT cancel_requested FROM jobs WHERE id = ?1",
+    [Q_JOB_SUCCEED] = "UPDATE jobs SET status = 'succeeded', model_version = ?2, error = NULL, "
+                      "finished_at = " NOW " WHERE id = ?1 AND status = 'running'",
+    [Q_JOB_END] = "UPDATE jobs SET status = ?2, error = ?3, finished_at = " NOW
+                  " WHERE id = ?1 AND status IN ('queued', 'running')",
+    [Q_JOB_RECOVER] = "UPDATE jobs SET status = 'failed', error = 'interrupted by server "
+                      "restart', finished_at = " NOW " WHERE status = 'running'",
+    [Q_JOB_COUNTS] = "SELECT status, count(*) FROM jobs GROUP BY status",
+    [Q_JOB_QUEUED] = "SELECT count(*) FROM jobs WHERE status = 'queued'",
+};
+
+/* ---- statements, transactions, errors ---- */
+
+/* The errno of the last failed system call on the database's WAL (or
+ * rollback journal), else on the database file; 0 when none.  SQLite
+ * reports a write refused by the filesystem as a generic I/O error
+ * (SQLITE_IOERR_WRITE, ...) and sqlite3_system_errno() is not set for
+ * errors raised at COMMIT, but each unix VFS file keeps its own. */
+static int store_last_errno(struct store *s)
+{
+    int err = 0;
+    sqlite3_file *j = NULL;
+    if (!s || !s->db)
+        return 0;
+    if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &j) == SQLITE_OK && j &&
+        j->pMethods && j->pMethods->xFileControl)
+        j->pMethods->xFileControl(j, SQLITE_FCNTL_LAST_ERRNO, &err);
+    if (!err)
+        sqlite3_file_control(s->db, "main", SQLITE_FCNTL_LAST_ERRNO, &err);
+    return err;
+}
+
+/* 1 when the database cannot be written because its filesystem is
+ * read-only: mounted so (statvfs), or turned so under us, as ext4 does
+ * after a disk error (EROFS, while the mount flags still say rw). */
+static int store_fs_read_only(struct store *s)
+{
+    if (store_last_errno(s) == EROFS)
+        return 1;
+    const char *path = s && s->db ? sqlite3_db_filename(s->db, "main") : NULL;
+    struct statvfs v;
+    return path && *path && statvfs(path, &v) == 0 && (v.f_flag & ST_RDONLY);
+}
+
+int store_fail(struct store *s, int rc, const char *what, srv_err *e)
+{
+    const char *detail = s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    /* Which of the conditions an operator can fix it is, rather than
+     * "i/o error". */
+    if (((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CANTOPEN) && store_fs_read_only(s))
+        return err_set(e, ERR_UNAVAILABLE,
+                       "database is read-only: its filesystem is mounted read-only (while %s)",
+                       what);
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+        return err_set(e, ERR_UNAVAILABLE,
+                       "database is full; free disk space and retry (while %s)", what);
+    case SQLITE_READONLY:
+        return err_set(e, ERR_UNAVAILABLE,
+                       "database is read-only; check the permissions of the database file "
+                       "and its directory (while %s)",
+                       what);
+    case SQLITE_IOERR:
+        return err_set(e, ERR_UNAVAILABLE, "database i/o error (%s); check the disk (while %s)",
+                       detail, what);
+    case SQLITE_CANTOPEN:
+        return err_set(e, ERR_UNAVAILABLE,
+                       "cannot open the database file (%s); check its path and permissions "
+                       "(while %s)",
+                       detail, what);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return err_set(e, ERR_UNAVAILABLE,
+                       "database is busy: another writer held it for more than 5 s; retry "
+                       "(while %s)",
+                       what);
+    case SQLITE_NOMEM:
+        return err_set(e, ERR_UNAVAILABLE, "out of memory (while %s)", what);
+    case SQLITE_TOOBIG:
+        return err_set(e, ERR_PAYLOAD_TOO_LARGE, "value too large to store (while %s)", what);
+    case SQLITE_CONSTRAINT:
+        return err_set(e, ERR_CONFLICT, "%s: %s", what, detail);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return err_set(e, ERR_INTERNAL, "database file is corrupt (%s) (while %s)", detail,
+                       what);
+    default:
+        return err_set(e, ERR_INTERNAL, "database error: %s (while %s)", detail, what);
+    }
+}
+
+sqlite3_stmt *store_stmt(struct store *s, store_q q, srv_err *e)
+{
+    return store_stmt_sql(s, q, store_sql[q], e);
+}
+
+sqlite3_stmt *store_stmt_sql(struct store *s, store_q q, const char *sql, srv_err *e)
+{
+    sqlite3_stmt *st = s->q[q];
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return st;
+    }
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(st);
+        store_fail(s, rc, "preparing a statement", e);
+        return NULL;
+    }
+    s->q[q] = st;
+    return st;
+}
+
+void store_done(sqlite3_stmt *st)
+{
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+}
+
+int store_exec_stmt(struct store *s, sqlite3_stmt *st, const char *what, srv_err *e)
+{
+    int rc = sqlite3_step(st);
+    store_done(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return store_fail(s, rc, what, e);
+    return 0;
+}
+
+static int store_run(struct store *s, store_q q, const char *what, srv_err *e)
+{
+    sqlite3_stmt *st = store_stmt(s, q, e);
+    if (!st)
+        return -1;
+    return store_exec_stmt(s, st, what, e);
+}
+
+int store_begin(struct store *s, srv_err *e)
+{
+    return store_run(s, Q_BEGIN, "starting a transaction", e);
+}
+
+int store_commit(struct store *s, srv_err *e)
+{
+    if (store_run(s, Q_COMMIT, "committing", e) < 0) {
+        store_rollback(s);
+        return -1;
+    }
+    return 0;
+}
+
+void store_rollback(struct store *s)
+{
+    /* Some errors (FULL, IOERR, NOMEM) roll back by themselves; a
+     * ROLLBACK without a transaction would only add a second error. */
+    if (sqlite3_get_autocommit(s->db))
+        return;
+    if (store_run(s, Q_ROLLBACK, "rolling back", NULL) < 0)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* ---- column and binding helpers ---- */
+
+int store_bind_real(sqlite3_stmt *st, int i, double x)
+{
+    if (!isfinite(x))
+        return sqlite3_bind_null(st, i);
+    return sqlite3_bind_double(st, i, x);
+}
+
+json_t *store_col_real(sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return json_null();
+    json_t *v = jsonx_real(sqlite3_column_double(st, i));
+    return v ? v : json_null();
+}
+
+json_t *store_col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    if (!t)
+        return json_null();
+    return json_stringn((const char *)t, (size_t)sqlite3_column_bytes(st, i));
+}
+
+json_t *store_col_json(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    if (!t)
+        return json_null();
+    return json_loadb((const char *)t, (size_t)sqlite3_column_bytes(st, i), 0, NULL);
+}
+
+char *store_class_names_json(const ds_data *d, int *err)
+{
+    *err = 0;
+    if (!d->class_names || d->n_classes == 0)
+        return NULL;
+    json_t *a = json_array();
+    for (uint32_t i = 0; a && i < d->n_classes; i++) {
+        const char *n = d->class_names[i] ? d->class_names[i] : "";
+        if (json_array_append_new(a, json_string(n)) < 0) {
+            json_decref(a);
+            a = NULL;
+        }
+    }
+    char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    if (!text)
+        *err = 1;
+    return text;
+}
+
+void store_shape_of(const ds_data *d, fit_shape *out)
+{
+    memset(out, 0, sizeof *out);
+    out->rows = d->rows;
+    out->features = d->features;
+    out->target_width = d->target_width;
+    out->n_classes = d->target_width ? 0 : d->n_classes;
+    if (d->target_width != 1 || !d->Y)
+        return;
+    /* A one-wide target of whole numbers >= 0 may stand for class indices
+     * (fit.h); decide it once here so a job can be checked without loading
+     * the matrix. */
+    float max = 0;
+    for (uint32_t r = 0; r < d->rows; r++) {
+        float y = d->Y[r];
+        if (!(y >= 0.0f) || y > 4294967295.0f || floorf(y) != y)
+            return;
+        if (y > max)
+            max = y;
+    }
+    out->integer_targets = 1;
+    out->max_target = (uint32_t)max;
+}
+
+/* The BLOBs are little-endian whatever the host; on the usual
+ * little-endian host they are the arrays themselves. */
+static int host_little_endian(void)
+{
+    const uint32_t one = 1;
+    unsigned char b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+static void swap32(void *dst, const void *src, size_t n)
+{
+    const unsigned char *s = src;
+    unsigned char *d = dst;
+    for (size_t i = 0; i < n; i++, s += 4, d += 4) {
+        unsigned char t0 = s[0], t1 = s[1];
+        d[0] = s[3];
+        d[1] = s[2];
+        d[2] = t1;
+        d[3] = t0;
+    }
+}
+
+/* Binds n 32-bit values as a little-endian BLOB (SQLITE_STATIC: the
+ * buffer outlives the step; a swapped copy goes to *slot). */
+static int bind_le32(sqlite3_stmt *st, int i, const void *p, uint64_t n, void **slot)
+{
+    if (!p)
+        return sqlite3_bind_null(st, i);
+    if (n > UINT64_MAX / 4)
+        return SQLITE_TOOBIG;
+    if (host_little_endian())
+        return sqlite3_bind_blob64(st, i, p, n * 4, SQLITE_STATIC);
+    if (n > SIZE_MAX / 4)
+        return SQLITE_TOOBIG;
+    void *copy = malloc((size_t)n * 4);
+    if (!copy)
+        return SQLITE_NOMEM;
+    swap32(copy, p, (size_t)n);
+    *slot = copy;
+    return sqlite3_bind_blob64(st, i, copy, n * 4, SQLITE_STATIC);
+}
+
+void store_bound_free(store_bound *tmp)
+{
+    for (size_t i = 0; i < sizeof tmp->bufs / sizeof tmp->bufs[0]; i++) {
+        free(tmp->bufs[i]);
+        tmp->bufs[i] = NULL;
+    }
+}
+
+static int data_valid(const ds_data *d, srv_err *e)
+{
+    if (d->rows == 0 || d->features == 0 || !d->X)
+        return err_set(e, ERR_INTERNAL, "store: data set has no rows or no features");
+    if (d->target_width > 0) {
+        if (!d->Y)
+            return err_set(e, ERR_INTERNAL, "store: data set without targets");
+        return 0;
+    }
+    if (!d->labels || d->n_classes == 0)
+        return err_set(e, ERR_INTERNAL, "store: data set without targets or labels");
+    for (uint32_t r = 0; r < d->rows; r++)
+        if (d->labels[r] < 0 || (uint32_t)d->labels[r] >= d->n_classes)
+            return err_set(e, ERR_INTERNAL, "store: label %ld of row %u out of range",
+                           (long)d->labels[r], r);
+    return 0;
+}
+
+int store_bind_data(sqlite3_stmt *st, int first, const ds_data *d, store_bound *tmp, srv_err *e)
+{
+    memset(tmp, 0, sizeof *tmp);
+    if (data_valid(d, e) < 0)
+        return -1;
+    fit_shape sh;
+    store_shape_of(d, &sh);
+    int cerr;
+    char *names = store_class_names_json(d, &cerr);
+    if (cerr)
+        return err_set(e, ERR_INTERNAL, "out of memory");
+    tmp->bufs[0] = names;
+    uint64_t cells = (uint64_t)d->rows * d->features;
+    int i = first, rc = SQLITE_OK;
+    rc |= sqlite3_bind_int64(st, i++, d->rows);
+    rc |= sqlite3_bind_int64(st, i++, d->features);
+    rc |= sqlite3_bind_int64(st, i++, d->target_width);
+    rc |= sqlite3_bind_int64(st, i++, d->target_width ? 0 : d->n_classes);
+    rc |= names ? sqlite3_bind_text(st, i, names, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+    i++;
+    rc |= sqlite3_bind_int64(st, i++, sh.integer_targets);
+    rc |= sqlite3_bind_int64(st, i++, sh.max_target);
+    if (rc == SQLITE_OK)
+        rc = bind_le32(st, i, d->X, cells, &tmp->bufs[1]);
+    i++;
+    if (rc == SQLITE_OK)
+        rc = bind_le32(st, i, d->target_width ? d->Y : NULL,
+                       (uint64_t)d->rows * d->target_width, &tmp->bufs[2]);
+    i++;
+    if (rc == SQLITE_OK)
+        rc = bind_le32(st, i, d->target_width ? NULL : d->labels, d->rows, &tmp->bufs[3]);
+    if (rc != SQLITE_OK) {
+        store_bound_free(tmp);
+        if (rc == SQLITE_TOOBIG)
+            return err_set(e, ERR_PAYLOAD_TOO_LARGE,
+                           "data set too large to store: %u rows x %u features", d->rows,
+                           d->features);
+        return err_set(e, ERR_INTERNAL, "store: binding the data set failed (%s)",
+                       sqlite3_errstr(rc));
+    }
+    return 0;
+}
+
+/* Copies a BLOB column of exactly n 32-bit values out of the row; a size
+ * that disagrees with the shape means a damaged row, never trusted. */
+static int copy_le32(sqlite3_stmt *st, int col, uint64_t n, void **out, const char *what,
+                     const char *part, srv_err *e)
+{
+    *out = NULL;
+    const void *p = sqlite3_column_blob(st, col);
+    uint64_t have = (uint64_t)sqlite3_column_bytes(st, col);
+    if (n > SIZE_MAX / 4 || have != n * 4 || !p)
+        return err_set(e, ERR_INTERNAL,
+                       "%s: stored %s has %llu bytes, expected %llu; the row is damaged", what,
+                       part, (unsigned long long)have, (unsigned long long)(n * 4));
+    void *buf = malloc((size_t)n * 4);
+    if (!buf)
+        return err_set(e, ERR_INTERNAL, "out of memory loading %s", what);
+    if (host_little_endian())
+        memcpy(buf, p, (size_t)n * 4);
+    else
+        swap32(buf, p, (size_t)n);
+    *out = buf;
+    return 0;
+}
+
+int store_read_data(sqlite3_stmt *st, int first, const char *what, ds_data **out, srv_err *e)
+{
+    *out = NULL;
+    sqlite3_int64 rows = sqlite3_column_int64(st, first);
+    sqlite3_int64 features = sqlite3_column_int64(st, first + 1);
+    sqlite3_int64 tw = sqlite3_column_int64(st, first + 2);
+    sqlite3_int64 nc = sqlite3_column_int64(st, first + 3);
+    if (rows <= 0 || rows > UINT32_MAX || features <= 0 || features > UINT32_MAX || tw < 0 ||
+        tw > UINT32_MAX || nc < 0 || nc > UINT32_MAX || (tw == 0 && nc == 0))
+        return err_set(e, ERR_INTERNAL, "%s: stored shape is damaged", what);
+
+    ds_data *d = ds_data_new();
+    if (!d)
+        return err_set(e, ERR_INTERNAL, "out of memory loading %s", what);
+    d->rows = (uint32_t)rows;
+    d->features = (uint32_t)features;
+    d->target_width = (uint32_t)tw;
+    void *p;
+    if (copy_le32(st, first + 5, (uint64_t)rows * (uint64_t)features, &p, what, "matrix", e) < 0)
+        goto fail;
+    d->X = p;
+    if (tw > 0) {
+        if (copy_le32(st, first + 6, (uint64_t)rows * (uint64_t)tw, &p, what, "targets", e) < 0)
+            goto fail;
+        d->Y = p;
+    } else {
+        if (copy_le32(st, first + 7, (uint64_t)rows, &p, what, "labels", e) < 0)
+            goto fail;
+        d->labels = p;
+        d->n_classes = (uint32_t)nc;
+        for (uint32_t r = 0; r < d->rows; r++)
+            if (d->labels[r] < 0 || d->labels[r] >= nc) {
+                err_set(e, ERR_INTERNAL, "%s: stored label of row %u is out of range", what, r);
+                goto fail;
+            }
+        json_t *names = store_col_json(st, first + 4);
+        if (!names) {
+            err_set(e, ERR_INTERNAL, "%s: stored class names are damaged", what);
+            goto fail;
+        }
+        if (json_is_array(names)) {
+            if (json_array_size(names) != (size_t)nc) {
+                json_decref(names);
+                err_set(e, ERR_INTERNAL, "%s: stored class names disagree with %lld classes",
+                        what, (long long)nc);
+                goto fail;
+            }
+            d->class_names = calloc((size_t)nc, sizeof(char *));
+            for (size_t i = 0; d->class_names && i < (size_t)nc; i++) {
+                const char *n = json_string_value(json_array_get(names, i));
+                d->class_names[i] = strdup(n ? n : "");
+                if (!d->class_names[i]) {
+                    json_decref(names);
+                    err_set(e, ERR_INTERNAL, "out of memory loading %s", what);
+                    goto fail;
+                }
+            }
+            if (!d->class_names) {
+                json_decref(names);
+                err_set(e, ERR_INTERNAL, "out of memory loading %s", what);
+                goto fail;
+            }
+        }
+        json_decref(names);
+    }
+    *out = d;
+    return 0;
+fail:
+    ds_data_free(d);
+    return -1;
+}
+
+/* ---- opening and migrating ---- */
+
+/* Runs one constant statement (a PRAGMA) and reads its first integer
+ * column when it returns a row. */
+static int pragma_int(sqlite3 *db, const char *sql, sqlite3_int64 *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            if (out)
+                *out = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The schema version the file records: the larger of PRAGMA user_version
+ * and the highest row of schema_migrations (either alone suffices). */
+static int recorded_version(struct store *s, int *version, srv_err *e)
+{
+    sqlite3_int64 uv = 0, has = 0, mx = 0;
+    int rc = pragma_int(s->db, "PRAGMA user_version", &uv);
+    if (rc == SQLITE_OK)
+        rc = pragma_int(s->db,
+                        "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                        "AND name = 'schema_migrations'",
+                        &has);
+    if (rc == SQLITE_OK && has)
+        rc = pragma_int(s->db, "SELECT coalesce(max(version), 0) FROM schema_migrations", &mx);
+    if (rc != SQLITE_OK)
+        return store_fail(s, rc, "reading the schema version", e);
+    *version = (int)(uv > mx ? uv : mx);
+    return 0;
+}
+
+static int too_new(int version, srv_err *e)
+{
+    return err_set(e, ERR_UNAVAILABLE,
+                   "database schema version %d is newer than this backpropd (knows %d); "
+                   "upgrade backpropd",
+                   version, store_migrations_count);
+}
+
+static int apply_migration(struct store *s, const struct store_migration *m, srv_err *e)
+{
+    char what[128];
+    snprintf(what, sizeof what, "applying migration %04d_%s", m->version, m->name);
+    if (store_begin(s, e) < 0)
+        return err_prefix(e, "%s", what);
+    /* Another process may have migrated since we looked: decide again
+     * under the write lock. */
+    int now;
+    if (recorded_version(s, &now, e) < 0)
+        goto fail;
+    if (now >= m->version) {
+        if (now > store_migrations_count) {
+            too_new(now, e);
+            goto fail;
+        }
+        return store_commit(s, e);
+    }
+    char *msg = NULL;
+    int rc = sqlite3_exec(s->db, m->sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        /* A plain SQL error is a bug in the migration: show SQLite's text. */
+        if ((rc & 0xff) == SQLITE_ERROR)
+            err_set(e, ERR_INTERNAL, "%s: %s", what, msg ? msg : sqlite3_errstr(rc));
+        else
+            store_fail(s, rc, what, e);
+        sqlite3_free(msg);
+        goto fail;
+    }
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(s->db,
+                            "INSERT INTO schema_migrations(version, name, applied_at) "
+                            "VALUES (?1, ?2, " NOW ")",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, m->version);
+        sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK) {
+        /* PRAGMA takes no parameters; the value is our own integer. */
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", m->version);
+        rc = sqlite3_exec(s->db, pragma, NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        store_fail(s, rc, what, e);
+        goto fail;
+    }
+    return store_commit(s, e);
+fail:
+    store_rollback(s);
+    return -1;
+}
+
+static int store_migrate(struct store *s, srv_err *e)
+{
+    int version;
+    if (recorded_version(s, &version, e) < 0)
+        return -1;
+    if (version > store_migrations_count)
+        return too_new(version, e);
+    for (int i = 0; i < store_migrations_count; i++) {
+        const struct store_migration *m = &store_migrations[i];
+        if (m->version != i + 1)
+            return err_set(e, ERR_INTERNAL, "store: embedded migration %d is numbered %d", i + 1,
+                           m->version);
+        if (m->version <= version)
+            continue;
+        if (apply_migration(s, m, e) < 0)
+            return -1;
+    }
+    return recorded_version(s, &s->version, e);
+}
+
+int store_open(const char *path, store **out, srv_err *e)
+{
+    *out = NULL;
+    /* Job ids come from randombytes_buf; sodium_init is idempotent and
+     * thread-safe. */
+    if (sodium_init() < 0)
+        return err_set(e, ERR_INTERNAL, "libsodium failed to initialize");
+    struct store *s = calloc(1, sizeof *s);
+    if (!s)
+        return err_set(e, ERR_INTERNAL, "out of memory");
+    /* One connection per thread (store_pool), so SQLite's own mutexes are
+     * not needed.  URI names ("file:...?mode=ro") are accepted. */
+    int rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                                 SQLITE_OPEN_URI,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        err_set(e, ERR_UNAVAILABLE, "cannot open database %s: %s", path,
+                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, 5000);
+
+    /* WAL is persistent in the file; on a read-only file that is not yet
+     * WAL the pragma cannot switch, and reads still work. */
+    rc = pragma_int(s->db, "PRAGMA journal_mode = WAL", NULL);
+    if (rc != SQLITE_OK && !sqlite3_db_readonly(s->db, "main")) {
+        store_fail(s, rc, "opening the database", e);
+        goto fail;
+    }
+    rc = sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        store_fail(s, rc, "opening the database", e);
+        goto fail;
+    }
+    /* Migrations run with foreign keys off (a table rebuild in a later
+     * migration must not cascade); they are switched on afterwards, for
+     * the life of the connection. */
+    if (store_migrate(s, e) < 0) {
+        err_prefix(e, "database %s", path);
+        goto fail;
+    }
+    rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        store_fail(s, rc, "opening the database", e);
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    store_close(s);
+    return -1;
+}
+
+void store_close(store *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < Q__COUNT; i++)
+        sqlite3_finalize(s->q[i]);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+int store_schema_version(store *s)
+{
+    return s->version;
+}
+
+/* ---- pool ---- */
+
+struct store_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *path;
+    int size;       /* most connections ever open */
+    int opened;     /* open now (free or handed out) */
+    int nfree;
+    store **free;   /* size slots */
+};
+
+int store_pool_open(const char *path, int size, store_pool **out, srv_err *e)
+{
+    *out = NULL;
+    if (size < 1)
+        size = 1;
+    store_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return err_set(e, ERR_INTERNAL, "out of memory");
+    p->path = strdup(path);
+    p->free = calloc((size_t)size, sizeof *p->free);
+    if (!p->path || !p->free) {
+        free(p->path);
+        free(p->free);
+        free(p);
+        return err_set(e, ERR_INTERNAL, "out of memory");
+    }
+    p->size = size;
+    /* The first connection migrates, so the daemon refuses to start on a
+     * bad database instead of failing on the first request. */
+    store *s;
+    if (store_open(path, &s, e) < 0) {
+        free(p->path);
+        free(p->free);
+        free(p);
+        return -1;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->free[p->nfree++] = s;
+    p->opened = 1;
+    *out = p;
+    return 0;
+}
+
+void store_pool_close(store_pool *p)
+{
+    if (!p)
+        return;
+    /* Callers return every connection before closing the pool. */
+    for (int i = 0; i < p->nfree; i++)
+        store_close(p->free[i]);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->free);
+    free(p->path);
+    free(p);
+}
+
+store *store_pool_get(store_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        if (p->nfree > 0) {
+            store *s = p->free[--p->nfree];
+            pthread_mutex_unlock(&p->mu);
+            return s;
+        }
+        if (p->opened < p->size) {
+            /* Open outside the lock: it touches the file. */
+            p->opened++;
+            pthread_mutex_unlock(&p->mu);
+            store *s = NULL;
+            srv_err e;
+            int rc = store_open(p->path, &s, &e);
+            pthread_mutex_lock(&p->mu);
+            if (rc == 0) {
+                pthread_mutex_unlock(&p->mu);
+                return s;
+            }
+            p->opened--;
+            /* With no connection left to wait for, give up (NULL). */
+            if (p->opened == 0) {
+                pthread_mutex_unlock(&p->mu);
+                return NULL;
+            }
+            /* Otherwise wait for one of the open connections. */
+            while (p->nfree == 0)
+                pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
+        pthread_cond_wait(&p->cv, &p->mu);
+    }
+}
+
+void store_pool_put(store_pool *p, store *s)
+{
+    if (!s)
+        return;
+    /* A caller that failed mid-transaction must not hand on its lock. */
+    store_rollback(s);
+    pthread_mutex_lock(&p->mu);
+    p->free[p->nfree++] = s;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void store_put(json_t *o, const char *k, json_t *v, int *bad)
+{
+    if (!v || json_object_set_new(o, k, v) < 0)
+        *bad = 1;
+}
+
+int store_oom(srv_err *e)
+{
+    return err_set(e, ERR_INTERNAL, "out of memory");
+}
+
+int store_row_done(json_t *o, int bad, json_t **out, srv_err *e)
+{
+    if (bad) {
+        json_decref(o);
+        return store_oom(e);
+    }
+    *out = o;
+    return 0;
+}
+
+int store_fetch_one(struct store *s, store_q q, store_row_fn fn, const char *kind,
+                    const char *key, json_t **out, srv_err *e)
+{
+    *out = NULL;
+    sqlite3_stmt *st = store_stmt(s, q, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), r;
+    if (rc == SQLITE_ROW)
+        r = fn(st, out, e);
+    else if (rc == SQLITE_DONE)
+        r = err_set(e, ERR_NOT_FOUND, "%s \"%s\" not found", kind, key);
+    else {
+        char what[64];
+        snprintf(what, sizeof what, "reading a %s", kind);
+        r = store_fail(s, rc, what, e);
+    }
+    store_done(st);
+    return r;
+}
+
+int store_fetch_all(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *what,
+                    json_t **out, srv_err *e)
+{
+    json_t *a = json_array();
+    if (!a) {
+        store_done(st);
+        return store_oom(e);
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *o;
+        int r = fn(st, &o, e);
+        if (r == 0 && json_array_append_new(a, o) < 0)
+            r = store_oom(e);
+        if (r < 0) {
+            store_done(st);
+            json_decref(a);
+            return -1;
+        }
+    }
+    store_done(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(a);
+        return store_fail(s, rc, what, e);
+    }
+    *out = a;
+    return 0;
+}

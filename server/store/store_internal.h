@@ -1,0 +1,211 @@
+/*
+ * store_internal.h - what the store_*.c files share and nobody else sees:
+ * the connection struct with its cache of prepared statements, the
+ * embedded migrations, and helpers for transactions, error mapping,
+ * timestamps and the little-endian matrix BLOBs.
+ */
+#ifndef SRV_STORE_INTERNAL_H
+#define SRV_STORE_INTERNAL_H
+
+/* Generated from migrations/NNNN_name.sql by scripts/embed_migrations.sh;
+ * versions run 1..store_migrations_count in order.  build/gen/migrations.c
+ * defines STORE_MIGRATIONS_ONLY: it is compiled without core/ on the
+ * include path and needs only this part. */
+struct store_migration {
+    int version;
+    const char *name;
+    const char *sql;
+};
+extern const struct store_migration store_migrations[];
+extern const int store_migrations_count;
+
+#ifndef STORE_MIGRATIONS_ONLY
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode/dataset.h"
+#include "errors.h"
+#include "decode/fit.h"
+
+/* Every statement the store runs, prepared once per connection on first
+ * use (SQLITE_PREPARE_PERSISTENT) and kept until store_close. */
+typedef enum {
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    /* models */
+    Q_MODEL_INSERT,
+    Q_MODEL_GET,
+    Q_MODEL_LIST,
+    Q_MODEL_ID,
+    Q_MODEL_DELETE,
+    Q_MODEL_TOUCH,
+    Q_MODEL_ACTIVE_JOB,
+    Q_VERSION_LIST,
+    Q_VERSION_BLOB,
+    Q_VERSION_LATEST_BLOB,
+    Q_VERSION_NEXT,
+    Q_VERSION_INSERT,
+    /* datasets */
+    Q_DATASET_INSERT,
+    Q_DATASET_GET,
+    Q_DATASET_LIST,
+    Q_DATASET_SHAPE,
+    Q_DATASET_CLASSES,
+    Q_DATASET_DATA,
+    Q_DATASET_DELETE,
+    Q_DATASET_ACTIVE_JOB,
+    Q_DATASET_EXISTS,
+    /* jobs */
+    Q_JOB_INSERT,
+    Q_JOB_DATA_INSERT,
+    Q_JOB_GET,
+    Q_JOB_LIST,
+    Q_JOB_LIST_MODEL,
+    Q_JOB_LIST_STATUS,
+    Q_JOB_LIST_BOTH,
+    Q_JOB_STATUS,
+    Q_JOB_CANCEL_QUEUED,
+    Q_JOB_CANCEL_RUNNING,
+    Q_JOB_METRICS,
+    Q_JOB_OLDEST_QUEUED,
+    Q_JOB_START,
+    Q_JOB_SOURCE,
+    Q_JOB_DATA_GET,
+    Q_JOB_DATA_CLASSES,
+    Q_JOB_METRIC_PUT,
+    Q_JOB_PROGRESS,
+    Q_JOB_CANCEL_FLAG,
+    Q_JOB_SUCCEED,
+    Q_JOB_END,
+    Q_JOB_RECOVER,
+    Q_JOB_COUNTS,
+    Q_JOB_QUEUED,
+    /* resume and checkpoints: their SQL lives in store_checkpoint.c and
+     * they are prepared with store_ck_stmt, never store_stmt */
+    Q_CK_PUT,
+    Q_CK_GET,
+    Q_CK_DELETE,
+    Q_CK_DELETE_AFTER,
+    Q_CK_DELETE_ENDED,
+    Q_CK_METRICS_TRIM,
+    Q_CK_METRIC_GET,
+    Q_CK_JOB_REWIND,
+    Q_CK_RECOVER_CANCEL,
+    Q_CK_RECOVER_RESUME,
+    Q_CK_RECOVER_TRIM,
+    Q_CK_OLDEST_RESUMABLE,
+    Q_CK_RESUME_CLAIM,
+    Q_CK_CANCEL_WAITING,
+    Q_CK_SET_BASE,
+    Q_CK_LATEST_VERSION,
+    Q__COUNT
+} store_q;
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *q[Q__COUNT];
+    int version;            /* schema version after migrating */
+};
+
+/* The statement for q, reset and with its bindings cleared, ready to bind;
+ * NULL (and *e set) when it cannot be prepared. */
+sqlite3_stmt *store_stmt(struct store *s, store_q q, srv_err *e);
+/* The same for the Q_CK_* statements (store_checkpoint.c holds their SQL). */
+sqlite3_stmt *store_ck_stmt(struct store *s, store_q q, srv_err *e);
+/* Both of them: slot q of the statement cache, prepared from sql once. */
+sqlite3_stmt *store_stmt_sql(struct store *s, store_q q, const char *sql, srv_err *e);
+/* Deletes a job's checkpoint inside the caller's transaction (a job that
+ * ends keeps none). */
+int store_ck_delete(struct store *s, const char *id, srv_err *e);
+/* store_job_epoch's writes (the job's latest values, then the metrics
+ * row) inside the caller's transaction; ERR_CONFLICT when the job is not
+ * running. */
+int store_job_epoch_in_tx(struct store *s, const char *id, const bp_epoch_metrics *m,
+                          uint32_t epochs, srv_err *e);
+/* Resets a statement after use so it holds no read lock or blob pointer. */
+void store_done(sqlite3_stmt *st);
+
+/* Maps a SQLite result code to the API's error: full / read-only / i/o /
+ * cannot-open / busy → ERR_UNAVAILABLE, constraint → ERR_CONFLICT, else
+ * ERR_INTERNAL; `what` says what was being done.  Returns -1. */
+int store_fail(struct store *s, int rc, const char *what, srv_err *e);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK.  store_rollback never fails loudly:
+ * it runs on error paths that already set *e. */
+int store_begin(struct store *s, srv_err *e);
+int store_commit(struct store *s, srv_err *e);
+void store_rollback(struct store *s);
+
+/* One step of a statement that returns no row (INSERT/UPDATE/DELETE);
+ * resets it; maps errors with store_fail. */
+int store_exec_stmt(struct store *s, sqlite3_stmt *st, const char *what, srv_err *e);
+
+/* Adds v under k to o; remembers a failure (v NULL or out of memory) in
+ * *bad, so row builders check once at the end. */
+void store_put(json_t *o, const char *k, json_t *v, int *bad);
+/* ERR_INTERNAL "out of memory"; returns -1. */
+int store_oom(srv_err *e);
+
+/* Builds the API object of the current row of st. */
+typedef int (*store_row_fn)(sqlite3_stmt *st, json_t **out, srv_err *e);
+/* Ends a row builder: *out = o, or frees o and fails when a store_put
+ * failed (bad). */
+int store_row_done(json_t *o, int bad, json_t **out, srv_err *e);
+/* Runs q (one text parameter: key), expected to return one row: the row's
+ * object, ERR_NOT_FOUND "<kind> \"<key>\" not found" without one. */
+int store_fetch_one(struct store *s, store_q q, store_row_fn fn, const char *kind,
+                    const char *key, json_t **out, srv_err *e);
+/* Steps a bound statement to the end: an array of the rows' objects.
+ * `what` names the listing in errors.  Resets st. */
+int store_fetch_all(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *what,
+                    json_t **out, srv_err *e);
+
+/* Binds a double, or NULL when it is not finite (JSON has no NaN). */
+int store_bind_real(sqlite3_stmt *st, int i, double x);
+/* A REAL column as a JSON real, or null for SQL NULL (new reference). */
+json_t *store_col_real(sqlite3_stmt *st, int i);
+/* A TEXT column as a JSON string, or null (new reference). */
+json_t *store_col_text(sqlite3_stmt *st, int i);
+/* A TEXT column holding JSON, parsed; null for SQL NULL; NULL on a parse
+ * error (new reference). */
+json_t *store_col_json(sqlite3_stmt *st, int i);
+
+/* A ds_data's class names as a JSON array text (malloc()'d), or NULL when
+ * it has none; *err set on allocation failure. */
+char *store_class_names_json(const ds_data *d, int *err);
+
+/* The shape columns a data set stores (rows, features, target width,
+ * classes, integer_targets, max_target). */
+void store_shape_of(const ds_data *d, fit_shape *out);
+
+/* Binds a data set's columns in the order rows, features, target_width,
+ * n_classes, class_names, integer_targets, max_target, x, y, labels
+ * starting at parameter `first`.  *tmp collects buffers the binding points
+ * at (byte-swapped copies on big-endian hosts, the class names text); the
+ * caller frees it with store_bound_free after the step. */
+typedef struct {
+    void *bufs[4];
+} store_bound;
+int store_bind_data(sqlite3_stmt *st, int first, const ds_data *d, store_bound *tmp,
+                    srv_err *e);
+void store_bound_free(store_bound *tmp);
+
+/* Reads a data set from a row whose columns from `first` are rows,
+ * features, target_width, n_classes, class_names, x, y, labels, checking
+ * every BLOB's size against the shape before copying.  `what` names the
+ * data in messages. */
+int store_read_data(sqlite3_stmt *st, int first, const char *what, ds_data **out, srv_err *e);
+
+/* The canonical spec of a model ({"name","inputs","layers","loss","init",
+ * "seed","parameters"}); ERR_NOT_FOUND when there is no such model. */
+int store_model_spec(struct store *s, const char *name, json_t **out, srv_err *e);
+/* The id of a model; ERR_NOT_FOUND with the API message when missing. */
+int store_model_id(struct store *s, const char *name, int64_t *id, srv_err *e);
+
+#endif /* STORE_MIGRATIONS_ONLY */
+
+#endif

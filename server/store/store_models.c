@@ -1,0 +1,289 @@
+/*
+ * store_models.c - models and their trained versions: create, get, list,
+ * delete (refused while a job of the model is queued or running), the
+ * version list and the weights BLOB of a version.
+ *
+ * Deleting a model deletes its versions (ON DELETE CASCADE) but keeps the
+ * jobs that trained it and their per-epoch metrics: jobs refer to models by
+ * name as plain text, so a job's history stays readable after the model is
+ * gone (and shows under a new model of the same name).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "store/store_internal.h"
+
+/* Columns of MODEL_COLS: name, inputs, layers, loss, init, seed,
+ * parameters, created_at, updated_at, latest version, latest class names.
+ * full = 0 gives the canonical spec only. */
+static int model_from_row(sqlite3_stmt *st, int full, json_t **out, srv_err *e)
+{
+    *out = NULL;
+    json_t *o = json_object();
+    if (!o)
+        return store_oom(e);
+    int bad = 0;
+    json_t *layers = store_col_json(st, 2);
+    if (!json_is_array(layers)) {
+        json_decref(layers);
+        json_decref(o);
+        return err_set(e, ERR_INTERNAL, "model \"%s\": stored layers are damaged",
+                       (const char *)sqlite3_column_text(st, 0));
+    }
+    store_put(o, "name", store_col_text(st, 0), &bad);
+    store_put(o, "inputs", json_integer(sqlite3_column_int64(st, 1)), &bad);
+    store_put(o, "layers", layers, &bad);
+    store_put(o, "loss", store_col_text(st, 3), &bad);
+    store_put(o, "init", store_col_text(st, 4), &bad);
+    store_put(o, "seed", json_integer(sqlite3_column_int64(st, 5)), &bad);
+    store_put(o, "parameters", json_integer(sqlite3_column_int64(st, 6)), &bad);
+    if (full) {
+        store_put(o, "version", json_integer(sqlite3_column_int64(st, 9)), &bad);
+        json_t *classes = store_col_json(st, 10);
+        store_put(o, "classes", classes ? classes : json_null(), &bad);
+        store_put(o, "created_at", store_col_text(st, 7), &bad);
+        store_put(o, "updated_at", store_col_text(st, 8), &bad);
+    }
+    return store_row_done(o, bad, out, e);
+}
+
+static int model_row_full(sqlite3_stmt *st, json_t **out, srv_err *e)
+{
+    return model_from_row(st, 1, out, e);
+}
+
+static int model_row_spec(sqlite3_stmt *st, json_t **out, srv_err *e)
+{
+    return model_from_row(st, 0, out, e);
+}
+
+static int model_fetch(struct store *s, const char *name, int full, json_t **out, srv_err *e)
+{
+    return store_fetch_one(s, Q_MODEL_GET, full ? model_row_full : model_row_spec, "model", name,
+                           out, e);
+}
+
+int store_model_id(struct store *s, const char *name, int64_t *id, srv_err *e)
+{
+    sqlite3_stmt *st = store_stmt(s, Q_MODEL_ID, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), r = 0;
+    if (rc == SQLITE_ROW)
+        *id = sqlite3_column_int64(st, 0);
+    else if (rc == SQLITE_DONE)
+        r = err_set(e, ERR_NOT_FOUND, "model \"%s\" not found", name);
+    else
+        r = store_fail(s, rc, "reading a model", e);
+    store_done(st);
+    return r;
+}
+
+int store_model_spec(struct store *s, const char *name, json_t **out, srv_err *e)
+{
+    return model_fetch(s, name, 0, out, e);
+}
+
+int store_model_create(store *s, const json_t *spec, json_t **out, srv_err *e)
+{
+    *out = NULL;
+    const char *name, *loss, *init;
+    json_int_t inputs, seed = 0, parameters = 0;
+    json_t *layers;
+    if (json_unpack((json_t *)spec, "{s:s, s:I, s:o, s:s, s:s, s?I, s?I}", "name", &name,
+                    "inputs", &inputs, "layers", &layers, "loss", &loss, "init", &init, "seed",
+                    &seed, "parameters", &parameters) < 0 ||
+        !json_is_array(layers) || inputs <= 0)
+        return err_set(e, ERR_INTERNAL, "store: model spec is not canonical");
+    char *layers_text = json_dumps(layers, JSON_COMPACT);
+    if (!layers_text)
+        return store_oom(e);
+
+    int r = -1;
+    if (store_begin(s, e) < 0)
+        goto out;
+    sqlite3_stmt *st = store_stmt(s, Q_MODEL_INSERT, e);
+    if (!st)
+        goto fail;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, inputs);
+    sqlite3_bind_text(st, 3, layers_text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, loss, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, init, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, seed);
+    sqlite3_bind_int64(st, 7, parameters);
+    int rc = sqlite3_step(st);
+    store_done(st);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+        err_set(e, ERR_CONFLICT, "model \"%s\" already exists", name);
+        goto fail;
+    }
+    if (rc != SQLITE_DONE) {
+        store_fail(s, rc, "creating a model", e);
+        goto fail;
+    }
+    /* Read back inside the transaction: the reply shows exactly the row
+     * that commits. */
+    if (model_fetch(s, name, 1, out, e) < 0)
+        goto fail;
+    if (store_commit(s, e) < 0) {
+        json_decref(*out);
+        *out = NULL;
+        goto out;
+    }
+    r = 0;
+    goto out;
+fail:
+    store_rollback(s);
+out:
+    free(layers_text);
+    return r;
+}
+
+int store_model_get(store *s, const char *name, json_t **out, srv_err *e)
+{
+    return model_fetch(s, name, 1, out, e);
+}
+
+int store_model_list(store *s, json_t **out, srv_err *e)
+{
+    *out = NULL;
+    sqlite3_stmt *st = store_stmt(s, Q_MODEL_LIST, e);
+    if (!st)
+        return -1;
+    return store_fetch_all(s, st, model_row_full, "listing models", out, e);
+}
+
+/* ERR_CONFLICT naming the first queued or running job found by q. */
+static int refuse_if_busy(struct store *s, store_q q, const char *kind, const char *name,
+                          srv_err *e)
+{
+    sqlite3_stmt *st = store_stmt(s, q, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), r = 0;
+    if (rc == SQLITE_ROW)
+        r = err_set(e, ERR_CONFLICT,
+                    "%s \"%s\" is in use by job %s (%s); cancel it or wait for it to finish",
+                    kind, name, (const char *)sqlite3_column_text(st, 0),
+                    (const char *)sqlite3_column_text(st, 1));
+    else if (rc != SQLITE_DONE)
+        r = store_fail(s, rc, "checking the jobs", e);
+    store_done(st);
+    return r;
+}
+
+int store_model_delete(store *s, const char *name, srv_err *e)
+{
+    if (store_begin(s, e) < 0)
+        return -1;
+    int64_t id = 0;
+    if (store_model_id(s, name, &id, e) < 0 ||
+        refuse_if_busy(s, Q_MODEL_ACTIVE_JOB, "model", name, e) < 0)
+        goto fail;
+    sqlite3_stmt *st = store_stmt(s, Q_MODEL_DELETE, e);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    if (store_exec_stmt(s, st, "deleting a model", e) < 0)
+        goto fail;
+    return store_commit(s, e);
+fail:
+    store_rollback(s);
+    return -1;
+}
+
+int store_model_versions(store *s, const char *name, json_t **out, srv_err *e)
+{
+    *out = NULL;
+    int64_t id = 0;
+    if (store_model_id(s, name, &id, e) < 0)
+        return -1;
+    json_t *a = json_array();
+    if (!a)
+        return store_oom(e);
+    sqlite3_stmt *st = store_stmt(s, Q_VERSION_LIST, e);
+    if (!st) {
+        json_decref(a);
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    int rc, bad = 0;
+    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *v = json_object(), *m = json_object();
+        if (!v || !m) {
+            json_decref(v);
+            json_decref(m);
+            bad = 1;
+            break;
+        }
+        store_put(m, "train_loss", store_col_real(st, 3), &bad);
+        store_put(m, "val_loss", store_col_real(st, 4), &bad);
+        store_put(m, "val_accuracy", store_col_real(st, 5), &bad);
+        store_put(v, "version", json_integer(sqlite3_column_int64(st, 0)), &bad);
+        store_put(v, "job", store_col_text(st, 1), &bad);
+        store_put(v, "created_at", store_col_text(st, 2), &bad);
+        store_put(v, "metrics", m, &bad);
+        if (json_array_append_new(a, v) < 0)
+            bad = 1;
+    }
+    store_done(st);
+    if (bad) {
+        json_decref(a);
+        return store_oom(e);
+    }
+    if (rc != SQLITE_DONE) {
+        json_decref(a);
+        return store_fail(s, rc, "listing versions", e);
+    }
+    *out = a;
+    return 0;
+}
+
+int store_version_blob(store *s, const char *name, uint32_t version, void **blob, size_t *len,
+                       uint32_t *version_out, srv_err *e)
+{
+    *blob = NULL;
+    *len = 0;
+    int64_t id = 0;
+    if (store_model_id(s, name, &id, e) < 0)
+        return -1;
+    sqlite3_stmt *st = store_stmt(s, version ? Q_VERSION_BLOB : Q_VERSION_LATEST_BLOB, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    if (version)
+        sqlite3_bind_int64(st, 2, version);
+    int rc = sqlite3_step(st), r = 0;
+    if (rc == SQLITE_ROW) {
+        /* column_blob before column_bytes; copy before the next step. */
+        const void *p = sqlite3_column_blob(st, 1);
+        int n = sqlite3_column_bytes(st, 1);
+        void *copy = n > 0 ? malloc((size_t)n) : NULL;
+        if (!p || n <= 0) {
+            r = err_set(e, ERR_INTERNAL, "model \"%s\": stored weights are empty", name);
+        } else if (!copy) {
+            r = store_oom(e);
+        } else {
+            memcpy(copy, p, (size_t)n);
+            *blob = copy;
+            *len = (size_t)n;
+            if (version_out)
+                *version_out = (uint32_t)sqlite3_column_int64(st, 0);
+        }
+    } else if (rc == SQLITE_DONE) {
+        if (version)
+            r = err_set(e, ERR_NOT_FOUND, "model \"%s\" has no version %u", name, version);
+        else
+            r = err_set(e, ERR_CONFLICT,
+                        "model \"%s\" has no trained version yet; train it with POST /v1/jobs",
+                        name);
+    } else {
+        r = store_fail(s, rc, "reading model weights", e);
+    }
+    store_done(st);
+    return r;
+}
