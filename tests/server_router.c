@@ -8,51 +8,63 @@
 #include <string.h>
 
 #include "http/router.h"
+#include "scope.h"
+
+/* A template's path number: the tests name routes by their templates. */
+#define P(tmpl) router_path_of(tmpl)
+#define NONE "unmatched"
 
 typedef struct {
     const char *path;
-    route_id want;
-    const char *arg; /* expected capture, or NULL */
+    const char *want; /* the template it must match, or NONE */
+    const char *arg;  /* expected capture, or NULL */
 } match_case;
 
 static void expect_match(const match_case *c)
 {
     route_match m;
     memset(&m, 0x5a, sizeof m);
-    route_id r = router_match(c->path, &m);
-    cr_expect_eq(r, c->want, "router_match(\"%s\") = %d (%s), want %d (%s)", c->path, r,
-                 router_template(r), c->want, router_template(c->want));
-    cr_expect_eq(m.id, r, "m.id %d differs from the return value %d for \"%s\"", m.id, r,
+    int r = router_match(c->path, &m);
+    cr_expect_str_eq(router_template(r), c->want, "router_match(\"%s\") = %s, want %s", c->path,
+                     router_template(r), c->want);
+    cr_expect_eq(m.path, r, "m.path %d differs from the return value %d for \"%s\"", m.path, r,
                  c->path);
-    if (r == c->want && c->arg)
-        cr_expect_str_eq(m.arg, c->arg, "capture of \"%s\"", c->path);
-    if (r == R_NONE || !c->arg)
-        cr_expect_str_eq(m.arg, "", "no capture expected for \"%s\", got \"%s\"", c->path, m.arg);
+    if (strcmp(c->want, NONE) != 0)
+        cr_expect_neq(r, ROUTE_NONE, "\"%s\" must match", c->path);
+    if (c->arg) {
+        cr_expect_eq(m.nargs, 1, "one capture for \"%s\"", c->path);
+        cr_expect_str_eq(m.arg[0], c->arg, "capture of \"%s\"", c->path);
+    }
+    if (r == ROUTE_NONE || !c->arg) {
+        cr_expect_eq(m.nargs, 0, "no capture expected for \"%s\"", c->path);
+        cr_expect_str_eq(m.arg[0], "", "no capture expected for \"%s\", got \"%s\"", c->path,
+                         m.arg[0]);
+    }
 }
 
 Test(router, every_route_matches_with_its_capture)
 {
     static const match_case cases[] = {
-        {"/healthz", R_HEALTHZ, NULL},
-        {"/readyz", R_READYZ, NULL},
-        {"/metrics", R_METRICS, NULL},
-        {"/openapi.yaml", R_OPENAPI, NULL},
-        {"/v1/models", R_MODELS, NULL},
-        {"/v1/models/iris", R_MODEL, "iris"},
-        {"/v1/models/iris/versions", R_MODEL_VERSIONS, "iris"},
-        {"/v1/models/iris/predict", R_MODEL_PREDICT, "iris"},
-        {"/v1/datasets", R_DATASETS, NULL},
-        {"/v1/datasets/iris.v2_x-y", R_DATASET, "iris.v2_x-y"},
-        {"/v1/jobs", R_JOBS, NULL},
-        {"/v1/jobs/0f3a9c2e", R_JOB, "0f3a9c2e"},
-        {"/v1/jobs/0f3a9c2e/cancel", R_JOB_CANCEL, "0f3a9c2e"},
-        {"/v1/jobs/0f3a9c2e/metrics", R_JOB_METRICS, "0f3a9c2e"},
-        {"/v1/keys", R_KEYS, NULL},
-        {"/v1/keys/ci", R_KEY, "ci"},
+        {"/healthz", "/healthz", NULL},
+        {"/readyz", "/readyz", NULL},
+        {"/metrics", "/metrics", NULL},
+        {"/openapi.yaml", "/openapi.yaml", NULL},
+        {"/v1/models", "/v1/models", NULL},
+        {"/v1/models/iris", "/v1/models/{name}", "iris"},
+        {"/v1/models/iris/versions", "/v1/models/{name}/versions", "iris"},
+        {"/v1/models/iris/predict", "/v1/models/{name}/predict", "iris"},
+        {"/v1/datasets", "/v1/datasets", NULL},
+        {"/v1/datasets/iris.v2_x-y", "/v1/datasets/{name}", "iris.v2_x-y"},
+        {"/v1/jobs", "/v1/jobs", NULL},
+        {"/v1/jobs/0f3a9c2e", "/v1/jobs/{id}", "0f3a9c2e"},
+        {"/v1/jobs/0f3a9c2e/cancel", "/v1/jobs/{id}/cancel", "0f3a9c2e"},
+        {"/v1/jobs/0f3a9c2e/metrics", "/v1/jobs/{id}/metrics", "0f3a9c2e"},
+        {"/v1/keys", "/v1/keys", NULL},
+        {"/v1/keys/ci", "/v1/keys/{name}", "ci"},
         /* sub-resource words are ordinary names one level up */
-        {"/v1/models/predict", R_MODEL, "predict"},
-        {"/v1/models/versions", R_MODEL, "versions"},
-        {"/v1/jobs/cancel", R_JOB, "cancel"},
+        {"/v1/models/predict", "/v1/models/{name}", "predict"},
+        {"/v1/models/versions", "/v1/models/{name}", "versions"},
+        {"/v1/jobs/cancel", "/v1/jobs/{id}", "cancel"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_match(&cases[i]);
@@ -61,39 +73,39 @@ Test(router, every_route_matches_with_its_capture)
 Test(router, unknown_and_malformed_paths_match_nothing)
 {
     static const match_case cases[] = {
-        {"", R_NONE, NULL},
-        {"/", R_NONE, NULL},
-        {"healthz", R_NONE, NULL},
-        {"/healthz/", R_NONE, NULL},         /* trailing slash: never tolerated */
-        {"/v1/models/", R_NONE, NULL},
-        {"/v1/models/iris/", R_NONE, NULL},
-        {"//v1/models", R_NONE, NULL},       /* empty first segment */
-        {"/v1//models", R_NONE, NULL},
-        {"/v1/models//predict", R_NONE, NULL},
-        {"/v1/models/../x", R_NONE, NULL},   /* dot segments are not resolved */
-        {"/v1/models/iris/predict/x", R_NONE, NULL},
-        {"/v1/models/iris/train", R_NONE, NULL},
-        {"/v1/jobs/1/cancel/now", R_NONE, NULL},
-        {"/v2/models", R_NONE, NULL},
-        {"/V1/models", R_NONE, NULL},        /* case matters */
-        {"/v1/Models", R_NONE, NULL},
-        {"/v1", R_NONE, NULL},
-        {"/favicon.ico", R_NONE, NULL},
-        {"/healthz?x=1", R_NONE, NULL},      /* the caller strips the query */
-        {"/a/b/c/d/e/f/g", R_NONE, NULL},
+        {"", NONE, NULL},
+        {"/", NONE, NULL},
+        {"healthz", NONE, NULL},
+        {"/healthz/", NONE, NULL},         /* trailing slash: never tolerated */
+        {"/v1/models/", NONE, NULL},
+        {"/v1/models/iris/", NONE, NULL},
+        {"//v1/models", NONE, NULL},       /* empty first segment */
+        {"/v1//models", NONE, NULL},
+        {"/v1/models//predict", NONE, NULL},
+        {"/v1/models/../x", NONE, NULL},   /* dot segments are not resolved */
+        {"/v1/models/iris/predict/x", NONE, NULL},
+        {"/v1/models/iris/train", NONE, NULL},
+        {"/v1/jobs/1/cancel/now", NONE, NULL},
+        {"/v2/models", NONE, NULL},
+        {"/V1/models", NONE, NULL},        /* case matters */
+        {"/v1/Models", NONE, NULL},
+        {"/v1", NONE, NULL},
+        {"/favicon.ico", NONE, NULL},
+        {"/healthz?x=1", NONE, NULL},      /* the caller strips the query */
+        {"/a/b/c/d/e/f/g", NONE, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_match(&cases[i]);
-    cr_expect_eq(router_match(NULL, NULL), R_NONE);
-    cr_expect_eq(router_match("/healthz", NULL), R_HEALTHZ, "m may be NULL");
+    cr_expect_eq(router_match(NULL, NULL), ROUTE_NONE);
+    cr_expect_eq(router_match("/healthz", NULL), P("/healthz"), "m may be NULL");
 }
 
 Test(router, dot_segments_are_names_for_the_handler_to_refuse)
 {
     static const match_case cases[] = {
-        {"/v1/models/..", R_MODEL, ".."},
-        {"/v1/models/.", R_MODEL, "."},
-        {"/v1/jobs/../cancel", R_JOB_CANCEL, ".."},
+        {"/v1/models/..", "/v1/models/{name}", ".."},
+        {"/v1/models/.", "/v1/models/{name}", "."},
+        {"/v1/jobs/../cancel", "/v1/jobs/{id}/cancel", ".."},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_match(&cases[i]);
@@ -102,24 +114,24 @@ Test(router, dot_segments_are_names_for_the_handler_to_refuse)
 Test(router, percent_encoding_is_decoded_once_per_segment)
 {
     static const match_case cases[] = {
-        {"/v1/models/ir%69s", R_MODEL, "iris"},
-        {"/v1/models/%49RIS", R_MODEL, "IRIS"},
-        {"/v1/%6Dodels", R_MODELS, NULL},           /* static segments decode too */
-        {"/v1/%6dodels/x/predict", R_MODEL_PREDICT, "x"},
-        {"/v1/models/a%2Fb", R_MODEL, "a/b"},       /* an encoded slash stays inside */
-        {"/v1/models/a%2Fb/predict", R_MODEL_PREDICT, "a/b"},
-        {"/v1/models/%2541", R_MODEL, "%41"},        /* decoded once, not twice */
-        {"/v1/models/a%20b", R_MODEL, "a b"},
-        {"/v1/models/a+b", R_MODEL, "a+b"},          /* + is not a space in a path */
-        {"/v1/models/%C3%A9t%C3%A9", R_MODEL, "\xC3\xA9t\xC3\xA9"},
-        {"/v1/models/%ff%fe", R_MODEL, "\xff\xfe"},  /* not UTF-8: the handler's 404 */
-        {"/v1/models/%zz", R_NONE, NULL},
-        {"/v1/models/abc%", R_NONE, NULL},
-        {"/v1/models/abc%4", R_NONE, NULL},
-        {"/v1/models/%00", R_NONE, NULL},            /* NUL never reaches a handler */
-        {"/v1/models/iris%00x", R_NONE, NULL},
-        {"%2Fhealthz", R_NONE, NULL},
-        {"/healthz%2F", R_NONE, NULL},
+        {"/v1/models/ir%69s", "/v1/models/{name}", "iris"},
+        {"/v1/models/%49RIS", "/v1/models/{name}", "IRIS"},
+        {"/v1/%6Dodels", "/v1/models", NULL},           /* static segments decode too */
+        {"/v1/%6dodels/x/predict", "/v1/models/{name}/predict", "x"},
+        {"/v1/models/a%2Fb", "/v1/models/{name}", "a/b"},       /* an encoded slash stays inside */
+        {"/v1/models/a%2Fb/predict", "/v1/models/{name}/predict", "a/b"},
+        {"/v1/models/%2541", "/v1/models/{name}", "%41"},        /* decoded once, not twice */
+        {"/v1/models/a%20b", "/v1/models/{name}", "a b"},
+        {"/v1/models/a+b", "/v1/models/{name}", "a+b"},          /* + is not a space in a path */
+        {"/v1/models/%C3%A9t%C3%A9", "/v1/models/{name}", "\xC3\xA9t\xC3\xA9"},
+        {"/v1/models/%ff%fe", "/v1/models/{name}", "\xff\xfe"},  /* not UTF-8: the handler's 404 */
+        {"/v1/models/%zz", NONE, NULL},
+        {"/v1/models/abc%", NONE, NULL},
+        {"/v1/models/abc%4", NONE, NULL},
+        {"/v1/models/%00", NONE, NULL},            /* NUL never reaches a handler */
+        {"/v1/models/iris%00x", NONE, NULL},
+        {"%2Fhealthz", NONE, NULL},
+        {"/healthz%2F", NONE, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_match(&cases[i]);
@@ -134,31 +146,31 @@ Test(router, overlong_segments_do_not_match)
     memset(seg, 'a', 71);
     seg[71] = '\0';
     snprintf(path, sizeof path, "/v1/models/%s", seg);
-    cr_expect_eq(router_match(path, &m), R_MODEL);
-    cr_expect_eq(strlen(m.arg), 71u);
+    cr_expect_eq(router_match(path, &m), P("/v1/models/{name}"));
+    cr_expect_eq(strlen(m.arg[0]), 71u);
     snprintf(path, sizeof path, "/v1/models/%s/predict", seg);
-    cr_expect_eq(router_match(path, &m), R_MODEL_PREDICT);
+    cr_expect_eq(router_match(path, &m), P("/v1/models/{name}/predict"));
 
     memset(seg, 'a', 72);
     seg[72] = '\0';
     snprintf(path, sizeof path, "/v1/models/%s", seg);
-    cr_expect_eq(router_match(path, &m), R_NONE, "a 72-byte name must not match");
+    cr_expect_eq(router_match(path, &m), ROUTE_NONE, "a 72-byte name must not match");
 
     memset(seg, 'b', 1000);
     seg[1000] = '\0';
     snprintf(path, sizeof path, "/v1/models/%s", seg);
-    cr_expect_eq(router_match(path, &m), R_NONE);
+    cr_expect_eq(router_match(path, &m), ROUTE_NONE);
     snprintf(path, sizeof path, "/v1/jobs/%s/cancel", seg);
-    cr_expect_eq(router_match(path, &m), R_NONE);
+    cr_expect_eq(router_match(path, &m), ROUTE_NONE);
     snprintf(path, sizeof path, "/%s", seg);
-    cr_expect_eq(router_match(path, &m), R_NONE);
+    cr_expect_eq(router_match(path, &m), ROUTE_NONE);
 
     /* 71 decoded bytes from 213 encoded ones still fit. */
     char enc[300] = "/v1/models/";
     for (int i = 0; i < 71; i++)
         strcat(enc, "%61");
-    cr_expect_eq(router_match(enc, &m), R_MODEL);
-    cr_expect_eq(strlen(m.arg), 71u);
+    cr_expect_eq(router_match(enc, &m), P("/v1/models/{name}"));
+    cr_expect_eq(strlen(m.arg[0]), 71u);
 
     /* A very long path of many segments. */
     char *many = malloc(20001);
@@ -166,42 +178,44 @@ Test(router, overlong_segments_do_not_match)
     for (int i = 0; i < 10000; i++)
         memcpy(many + 2 * i, "/x", 2);
     many[20000] = '\0';
-    cr_expect_eq(router_match(many, &m), R_NONE);
+    cr_expect_eq(router_match(many, &m), ROUTE_NONE);
     free(many);
 }
 
 typedef struct {
-    route_id r;
+    const char *tmpl;
     const char *allow;
 } allow_case;
 
 static const allow_case allow_cases[] = {
-    {R_HEALTHZ, "GET, HEAD"},
-    {R_READYZ, "GET, HEAD"},
-    {R_METRICS, "GET, HEAD"},
-    {R_OPENAPI, "GET, HEAD"},
-    {R_MODELS, "GET, HEAD, POST"},
-    {R_MODEL, "GET, HEAD, DELETE"},
-    {R_MODEL_VERSIONS, "GET, HEAD"},
-    {R_MODEL_PREDICT, "POST"},
-    {R_DATASETS, "GET, HEAD, POST"},
-    {R_DATASET, "GET, HEAD, DELETE"},
-    {R_JOBS, "GET, HEAD, POST"},
-    {R_JOB, "GET, HEAD"},
-    {R_JOB_CANCEL, "POST"},
-    {R_JOB_METRICS, "GET, HEAD"},
-    {R_KEYS, "GET, HEAD, POST"},
-    {R_KEY, "DELETE"},
+    {"/healthz", "GET, HEAD"},
+    {"/readyz", "GET, HEAD"},
+    {"/metrics", "GET, HEAD"},
+    {"/openapi.yaml", "GET, HEAD"},
+    {"/v1/models", "GET, HEAD, POST"},
+    {"/v1/models/{name}", "GET, HEAD, DELETE"},
+    {"/v1/models/{name}/versions", "GET, HEAD"},
+    {"/v1/models/{name}/predict", "POST"},
+    {"/v1/datasets", "GET, HEAD, POST"},
+    {"/v1/datasets/{name}", "GET, HEAD, DELETE"},
+    {"/v1/jobs", "GET, HEAD, POST"},
+    {"/v1/jobs/{id}", "GET, HEAD"},
+    {"/v1/jobs/{id}/cancel", "POST"},
+    {"/v1/jobs/{id}/metrics", "GET, HEAD"},
+    {"/v1/keys", "GET, HEAD, POST"},
+    {"/v1/keys/{name}", "DELETE"},
 };
 
 Test(router, allow_lists_exactly_the_methods_with_a_handler)
 {
     static const char *const all[] = {"GET", "HEAD", "POST", "DELETE", "PUT", "PATCH",
                                       "OPTIONS", "TRACE", "CONNECT", "get", "", "GETX"};
-    cr_assert_eq(sizeof allow_cases / sizeof allow_cases[0], (size_t)(R_COUNT - 1));
+    cr_assert_eq(sizeof allow_cases / sizeof allow_cases[0], (size_t)router_paths());
     for (size_t i = 0; i < sizeof allow_cases / sizeof allow_cases[0]; i++) {
         const allow_case *c = &allow_cases[i];
-        cr_expect_str_eq(router_allow(c->r), c->allow, "Allow of %s", router_template(c->r));
+        int r = P(c->tmpl);
+        cr_assert_neq(r, ROUTE_NONE, "%s is not in the table", c->tmpl);
+        cr_expect_str_eq(router_allow(r), c->allow, "Allow of %s", c->tmpl);
         for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
             /* A method is served iff it is a whole item of the Allow list. */
             char item[16];
@@ -216,62 +230,73 @@ Test(router, allow_lists_exactly_the_methods_with_a_handler)
                 while (*p == ',' || *p == ' ')
                     p++;
             }
-            int served = router_handler(c->r, all[k]) != NULL;
-            cr_expect_eq(served, listed, "%s %s: served %d, in Allow %d", all[k],
-                         router_template(c->r), served, listed);
+            int served = router_find(r, all[k]) != NULL;
+            cr_expect_eq(served, listed, "%s %s: served %d, in Allow %d", all[k], c->tmpl,
+                         served, listed);
         }
     }
-    cr_expect_str_eq(router_allow(R_NONE), "");
-    cr_expect_null(router_handler(R_NONE, "GET"));
-    cr_expect_null(router_handler(R_COUNT, "GET"));
-    cr_expect_null(router_handler(R_MODELS, NULL));
+    cr_expect_str_eq(router_allow(ROUTE_NONE), "");
+    cr_expect_null(router_find(ROUTE_NONE, "GET"));
+    cr_expect_null(router_find(router_paths() + 1, "GET"));
+    cr_expect_null(router_find(-1, "GET"));
+    cr_expect_null(router_find(P("/v1/models"), NULL));
+    cr_expect_eq(P("/v1/nothing/{here}"), ROUTE_NONE);
 }
 
-Test(router, head_uses_the_get_handler)
+Test(router, head_uses_the_get_row)
 {
-    for (int r = R_NONE + 1; r < R_COUNT; r++)
-        cr_expect_eq(router_handler((route_id)r, "HEAD"), router_handler((route_id)r, "GET"),
-                     "HEAD on %s", router_template((route_id)r));
+    for (int r = ROUTE_NONE + 1; r <= router_paths(); r++)
+        cr_expect_eq(router_find(r, "HEAD"), router_find(r, "GET"), "HEAD on %s",
+                     router_template(r));
 }
 
-Test(router, templates_and_each_cover_every_route)
+Test(router, the_table_covers_every_template_once_per_method)
 {
-    int seen[R_COUNT] = {0};
-    const char *method, *tmpl;
+    int seen[ROUTER_MAX_PATHS + 1] = {0};
     size_t i;
 
-    cr_expect_str_eq(router_template(R_MODEL), "/v1/models/{name}");
-    cr_expect_str_eq(router_template(R_JOB_METRICS), "/v1/jobs/{id}/metrics");
-    cr_expect_str_eq(router_template(R_OPENAPI), "/openapi.yaml");
-    cr_expect_str_eq(router_template(R_NONE), "unmatched");
+    cr_expect_str_eq(router_template(P("/v1/models/{name}")), "/v1/models/{name}");
+    cr_expect_str_eq(router_template(ROUTE_NONE), "unmatched");
+    cr_expect_str_eq(router_template(router_paths() + 1), "unmatched");
 
-    for (i = 0; router_each(i, &method, &tmpl); i++) {
+    for (i = 0; i < route_table_len; i++) {
+        const route *row = &route_table[i];
+        const char *tmpl = row->tmpl;
         char path[128];
         const char *brace = strchr(tmpl, '{');
         route_match m;
 
-        cr_expect(strcmp(method, "GET") == 0 || strcmp(method, "POST") == 0 ||
-                      strcmp(method, "DELETE") == 0,
-                  "router_each lists %s", method);
-        /* The template with its parameter filled in routes back to itself. */
+        cr_expect(strcmp(row->method, "GET") == 0 || strcmp(row->method, "POST") == 0 ||
+                      strcmp(row->method, "DELETE") == 0,
+                  "the table lists %s", row->method);
+        /* The template with its parameter filled in routes back to its row. */
         if (brace) {
             const char *close = strchr(brace, '}');
             snprintf(path, sizeof path, "%.*sx1%s", (int)(brace - tmpl), tmpl, close + 1);
         } else {
             snprintf(path, sizeof path, "%s", tmpl);
         }
-        route_id r = router_match(path, &m);
-        cr_expect_neq(r, R_NONE, "%s does not match", path);
+        int r = router_match(path, &m);
+        cr_expect_neq(r, ROUTE_NONE, "%s does not match", path);
         cr_expect_str_eq(router_template(r), tmpl);
-        cr_expect_not_null(router_handler(r, method), "%s %s has no handler", method, tmpl);
+        cr_expect_eq(router_find(r, row->method), row, "%s %s finds another row", row->method,
+                     tmpl);
+        cr_expect_eq(m.nargs, brace ? 1 : 0, "captures of %s", tmpl);
         if (brace)
-            cr_expect_str_eq(m.arg, "x1");
+            cr_expect_str_eq(m.arg[0], "x1");
+        /* Body kinds agree with the arrays the parser extracts. */
+        cr_expect_eq(row->body == BODY_PREDICT, row->arrays == JS_BODY_PREDICT, "%s %s", row->method,
+                     tmpl);
+        if (row->body == BODY_NONE)
+            cr_expect_eq(row->arrays, JS_BODY_PLAIN, "%s %s reads no body", row->method, tmpl);
+        /* Reads never need more than predict; only the probes are open. */
+        if (strcmp(row->method, "GET") == 0 && strncmp(tmpl, "/v1/keys", 8) != 0)
+            cr_expect_leq(row->scope, AUTH_PREDICT, "GET %s", tmpl);
         seen[r]++;
     }
     cr_expect_eq(i, (size_t)22, "22 (method, path) pairs, got %zu", i);
-    cr_expect_eq(router_each(i + 5, &method, &tmpl), 0);
-    for (int r = R_NONE + 1; r < R_COUNT; r++)
-        cr_expect_gt(seen[r], 0, "route %s missing from router_each", router_template((route_id)r));
+    for (int r = ROUTE_NONE + 1; r <= router_paths(); r++)
+        cr_expect_gt(seen[r], 0, "template %s has no row", router_template(r));
 }
 
 /* ---- metrics text ---- */
@@ -291,11 +316,11 @@ Test(metrics, renders_counters_histogram_jobs_and_samples)
 {
     metrics *m = metrics_new();
     cr_assert_not_null(m);
-    metrics_observe(m, R_MODEL_PREDICT, 200, 0.0004);
-    metrics_observe(m, R_MODEL_PREDICT, 200, 0.003);
-    metrics_observe(m, R_MODEL_PREDICT, 422, 20.0);
-    metrics_observe(m, R_NONE, 404, 0.0001);
-    metrics_observe(m, R_HEALTHZ, 299, 0.001); /* an unlisted status */
+    metrics_observe(m, P("/v1/models/{name}/predict"), 200, 0.0004);
+    metrics_observe(m, P("/v1/models/{name}/predict"), 200, 0.003);
+    metrics_observe(m, P("/v1/models/{name}/predict"), 422, 20.0);
+    metrics_observe(m, ROUTE_NONE, 404, 0.0001);
+    metrics_observe(m, P("/healthz"), 299, 0.001); /* an unlisted status */
     metrics_observe(m, 999, 200, -1);          /* out-of-range route: counted as unmatched */
 
     long jobs[5] = {3, 1, 7, 2, 0};

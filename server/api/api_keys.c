@@ -13,7 +13,6 @@
 #include "api/api.h"
 #include "http/auth.h"
 #include "decode/decode.h"
-#include "http/router.h"
 
 /* {"name": NAME, "scope"?: "predict"|"train"|"admin"}; unknown fields are
  * refused like everywhere else. */
@@ -95,13 +94,8 @@ void api_keys_list(app *a, const http_req *rq, http_res *rs)
 void api_key_delete(app *a, const http_req *rq, http_res *rs)
 {
     srv_err e = {0};
-    route_match m;
     const char *name = rq->arg;
 
-    /* The HTTP layer hands over {name}; derive it from the path should it
-     * not (the route is matched the same way either way). */
-    if (!name && rq->path && router_match(rq->path, &m) == R_KEY)
-        name = m.arg;
     if (!name || !name_valid(name)) {
         err_set(&e, ERR_INVALID_ARGUMENT,
                 "key name \"%.64s\": expected [A-Za-z0-9][A-Za-z0-9._-]{0,63}",

@@ -1,6 +1,5 @@
 /*
- * auth.c - access control: what each route needs (auth_required), the
- * keys themselves (generation, syntax, hashing), the per-request check the
+ * auth.c - access control: the keys themselves (generation, syntax, hashing), the per-request check the
  * HTTP layer calls (auth_check) with its short-lived per-thread cache, and
  * the start-up rules (auth_startup): the admin key from the environment,
  * open mode on loopback while the database has never held a key, and the
@@ -41,58 +40,6 @@
 
 #define KEY_PREFIX "bpk_"
 #define CACHE_SLOTS 8
-
-/* ---- scopes ---- */
-
-const char *auth_scope_name(auth_scope s)
-{
-    switch (s) {
-    case AUTH_PREDICT:
-        return "predict";
-    case AUTH_TRAIN:
-        return "train";
-    case AUTH_ADMIN:
-        return "admin";
-    default:
-        return "open";
-    }
-}
-
-int auth_scope_parse(const char *s, auth_scope *out)
-{
-    static const auth_scope all[] = {AUTH_PREDICT, AUTH_TRAIN, AUTH_ADMIN};
-    for (size_t i = 0; s && i < sizeof all / sizeof all[0]; i++)
-        if (strcmp(s, auth_scope_name(all[i])) == 0) {
-            *out = all[i];
-            return 0;
-        }
-    return -1;
-}
-
-auth_scope auth_required(route_id r, const char *method)
-{
-    switch (r) {
-    case R_HEALTHZ:
-    case R_READYZ:
-    case R_OPENAPI:
-        return AUTH_OPEN; /* probes and the API description */
-    case R_METRICS:
-        return AUTH_PREDICT; /* any key */
-    case R_KEYS:
-    case R_KEY:
-        return AUTH_ADMIN;
-    default:
-        break;
-    }
-    if (!method)
-        return AUTH_ADMIN;
-    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
-        return AUTH_PREDICT;
-    if (r == R_MODEL_PREDICT && strcmp(method, "POST") == 0)
-        return AUTH_PREDICT;
-    /* Every other write, including routes added later, needs train. */
-    return AUTH_TRAIN;
-}
 
 /* ---- keys ---- */
 
@@ -279,9 +226,10 @@ static int bearer_key(const char *h, const char **key, size_t *len, srv_err *e)
     return 0;
 }
 
-int auth_check(app *a, struct MHD_Connection *conn, route_id r, const char *method, srv_err *e)
+int auth_check(app *a, struct MHD_Connection *conn, const route *r, const char *method,
+               srv_err *e)
 {
-    auth_scope need = auth_required(r, method);
+    auth_scope need = r ? r->scope : AUTH_ADMIN;
     const char *hdr, *key = NULL;
     size_t len = 0;
     unsigned char hash[AUTH_HASH_BYTES];
@@ -326,7 +274,7 @@ int auth_check(app *a, struct MHD_Connection *conn, route_id r, const char *meth
     if (k->scope < need)
         return err_set(e, ERR_FORBIDDEN,
                        "key \"%s\" has scope %s; %s %s needs scope %s", k->name,
-                       auth_scope_name(k->scope), method ? method : "", router_template(r),
+                       auth_scope_name(k->scope), method ? method : "", r ? r->tmpl : "",
                        auth_scope_name(need));
     return 0;
 }

@@ -94,7 +94,9 @@ typedef struct http_ctx {
 static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 static http_ctx *ctx_list;
 
-typedef enum { BODY_NONE, BODY_JSON, BODY_CSV } body_kind;
+/* How this request's body is read: the route's route_body, with
+ * BODY_JSON_OR_CSV settled by its Content-Type. */
+typedef enum { READ_NONE, READ_JSON, READ_CSV } body_read;
 
 /* Paths up to this long live inside the request state (nearly all do). */
 #define PATH_INLINE 96
@@ -110,9 +112,8 @@ typedef struct {
     int preflight;        /* a CORS preflight, answered at the end */
     const char *pend_allow;
     route_match match;
-    route_handler handler;
-    body_kind kind;
-    js_body js_kind;      /* which data arrays jsonstream extracts */
+    const route *route;   /* the row serving this method on the path */
+    body_read kind;
     jsonstream *js;       /* JSON body parser, from the first chunk on (it
                              keeps its first error for jsonstream_finish) */
     size_t received;      /* body bytes seen, JSON or CSV */
@@ -299,7 +300,7 @@ static enum MHD_Result respond(req_state *st, struct MHD_Connection *conn, const
     if (rs->status < 100 || rs->status > 599) {
         srv_err e;
         err_set(&e, ERR_INTERNAL, "the handler produced no response");
-        log_msg(LOG_ERROR, "%s %s: handler set no status", method, router_template(st->match.id));
+        log_msg(LOG_ERROR, "%s %s: handler set no status", method, router_template(st->match.path));
         http_res_error(rs, &e);
     }
     status = rs->status;
@@ -349,7 +350,7 @@ static enum MHD_Result respond(req_state *st, struct MHD_Connection *conn, const
     cors_headers(ctx, conn, resp);
     if (preflight) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_METHODS,
-                                router_allow(st->match.id));
+                                router_allow(st->match.path));
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_HEADERS,
                                 "Content-Type, Authorization");
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_MAX_AGE, "86400");
@@ -361,7 +362,7 @@ static enum MHD_Result respond(req_state *st, struct MHD_Connection *conn, const
 
     double secs = elapsed_seconds(&st->t0);
     log_request(method, st->path, status, secs * 1000.0);
-    metrics_observe(ctx->a->metrics, st->match.id, status, secs);
+    metrics_observe(ctx->a->metrics, st->match.path, status, secs);
     return ret;
 }
 
@@ -447,35 +448,6 @@ static int media_is(const char *ctype, const char *want)
     return *ctype == '\0' || *ctype == ';';
 }
 
-/* Which requests carry a body we read: every POST but cancel. */
-static body_kind body_kind_of(route_id r, const char *method)
-{
-    if (strcmp(method, "POST") != 0)
-        return BODY_NONE;
-    switch (r) {
-    case R_MODELS:
-    case R_MODEL_PREDICT:
-    case R_DATASETS:
-    case R_JOBS:
-    case R_KEYS:
-        return BODY_JSON;
-    default:
-        return BODY_NONE;
-    }
-}
-
-/* Which data arrays of a JSON body are read as matrices. */
-static js_body js_body_of(route_id r)
-{
-    switch (r) {
-    case R_MODELS: return JS_BODY_MODEL;
-    case R_MODEL_PREDICT: return JS_BODY_PREDICT;
-    case R_DATASETS: return JS_BODY_DATASET;
-    case R_JOBS: return JS_BODY_JOB;
-    default: return JS_BODY_PLAIN;
-    }
-}
-
 static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
                                      const char *method)
 {
@@ -485,7 +457,7 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
     unsigned long long clen = 0;
     int has_len = 0;
     char safe[128];
-    route_id r;
+    int r;
 
     clen_s = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (clen_s) {
@@ -502,7 +474,7 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
     st->clen = clen;
 
     r = router_match(st->path, &st->match);
-    if (r == R_NONE) {
+    if (r == ROUTE_NONE) {
         safe_copy(st->path, safe, 100);
         return reject(st, conn, method, ERR_NOT_FOUND, NULL,
                       "no such endpoint: %s (see /openapi.yaml)", safe);
@@ -513,8 +485,8 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
             return MHD_YES;
         return request_pending(st, conn, method);
     }
-    st->handler = router_handler(r, method);
-    if (!st->handler) {
+    st->route = router_find(r, method);
+    if (!st->route) {
         safe_copy(method, safe, 32);
         return reject(st, conn, method, ERR_METHOD_NOT_ALLOWED, router_allow(r),
                       "method %s is not allowed on %s; expected one of %s", safe,
@@ -522,7 +494,7 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
     }
     /* API keys (auth.h), before the body or anything else is looked at. */
     srv_err auth_err;
-    if (auth_check(ctx->a, conn, r, method, &auth_err) != 0)
+    if (auth_check(ctx->a, conn, st->route, method, &auth_err) != 0)
         return reject_err(st, conn, method, &auth_err, NULL);
     query_nul qn = {0};
     if (st->has_query)
@@ -535,14 +507,14 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
                       "request body is %llu bytes; the limit is %zu bytes (--max-body)", clen,
                       cfg->limits.max_body);
 
-    st->kind = body_kind_of(r, method);
-    st->js_kind = js_body_of(r);
-    if (st->kind == BODY_JSON) {
+    st->kind = st->route->body == BODY_NONE ? READ_NONE : READ_JSON;
+    if (st->kind == READ_JSON) {
+        int csv_ok = st->route->body == BODY_JSON_OR_CSV;
         ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (r == R_DATASETS && media_is(ctype, "text/csv")) {
-            st->kind = BODY_CSV;
+        if (csv_ok && media_is(ctype, "text/csv")) {
+            st->kind = READ_CSV;
         } else if (!media_is(ctype, "application/json") && st->has_body) {
-            const char *want = r == R_DATASETS ? "application/json or text/csv" : "application/json";
+            const char *want = csv_ok ? "application/json or text/csv" : "application/json";
             if (!ctype)
                 return reject(st, conn, method, ERR_UNSUPPORTED_MEDIA_TYPE, NULL,
                               "Content-Type: missing; expected %s", want);
@@ -552,7 +524,7 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
         }
     }
 
-    if (st->kind == BODY_CSV) {
+    if (st->kind == READ_CSV) {
         http_req q = {.conn = conn};
         const char *name = http_query(&q, "name");
         const char *label = http_query(&q, "label");
@@ -594,15 +566,15 @@ static void request_data(req_state *st, const char *data, size_t n)
     }
     st->received += n;
     switch (st->kind) {
-    case BODY_JSON: {
+    case READ_JSON: {
         srv_err ignored; /* the stream keeps it: answered at the end */
         if (st->oom)
             return;
-        if (!st->js && !(st->js = jsonstream_new(st->js_kind, &st->ctx->a->cfg.limits))) {
+        if (!st->js && !(st->js = jsonstream_new(st->route->arrays, &st->ctx->a->cfg.limits))) {
             st->oom = 1;
             return;
         }
-        if (st->js_kind == JS_BODY_PREDICT && st->has_len && st->clen <= PREDICT_GATHER_MAX &&
+        if (st->route->body == BODY_PREDICT && st->has_len && st->clen <= PREDICT_GATHER_MAX &&
             (st->gather || n < st->clen) && n <= st->clen - st->gather_len) {
             /* in pieces: gathered, then fed whole once complete */
             if (!st->gather && !(st->gather = malloc((size_t)st->clen))) {
@@ -628,11 +600,11 @@ static void request_data(req_state *st, const char *data, size_t n)
         jsonstream_feed(st->js, data, n, &ignored);
         break;
     }
-    case BODY_CSV:
+    case READ_CSV:
         if (!st->csv_failed && csvload_feed(st->csv, data, n, &st->err) != 0)
             st->csv_failed = 1;
         break;
-    case BODY_NONE:
+    case READ_NONE:
         break; /* read and dropped: these requests take no body */
     }
 }
@@ -652,7 +624,7 @@ static enum MHD_Result request_end(req_state *st, struct MHD_Connection *conn, c
     if (st->oom)
         return respond_error(st, conn, method, ERR_UNAVAILABLE, NULL,
                              "out of memory reading the request body; retry later");
-    if (st->kind == BODY_JSON && !st->js)
+    if (st->kind == READ_JSON && !st->js)
         return respond_error(st, conn, method, ERR_INVALID_JSON, NULL,
                              "request body is empty; expected a JSON object");
 
@@ -661,22 +633,12 @@ static enum MHD_Result request_end(req_state *st, struct MHD_Connection *conn, c
     rq.method = method;
     rq.path = st->path;
     rq.conn = conn;
-    switch (st->match.id) {
-    case R_MODEL:
-    case R_MODEL_VERSIONS:
-    case R_MODEL_PREDICT:
-    case R_DATASET:
-    case R_JOB:
-    case R_JOB_CANCEL:
-    case R_JOB_METRICS:
-    case R_KEY:
-        rq.arg = st->match.arg;
-        break;
-    default:
-        break;
-    }
+    if (st->match.nargs > 0)
+        rq.arg = st->match.arg[0];
+    if (st->match.nargs > 1)
+        rq.arg2 = st->match.arg[1];
 
-    if (st->kind == BODY_JSON) {
+    if (st->kind == READ_JSON) {
         if (st->gather) { /* cut short of its Content-Length: what came */
             srv_err ignored;
             jsonstream_feed(st->js, st->gather, st->gather_len, &ignored);
@@ -691,7 +653,7 @@ static enum MHD_Result request_end(req_state *st, struct MHD_Connection *conn, c
         }
         rq.json = body.tree;
         rq.data = &body;
-    } else if (st->kind == BODY_CSV) {
+    } else if (st->kind == READ_CSV) {
         int rc;
         if (st->csv_failed) {
             http_res_error(&rs, &st->err);
@@ -706,7 +668,7 @@ static enum MHD_Result request_end(req_state *st, struct MHD_Connection *conn, c
         }
     }
 
-    st->handler(ctx->a, &rq, &rs);
+    st->route->handler(ctx->a, &rq, &rs);
     /* The tree and whatever matrices the handler did not take. */
     jsonstream_result_free(&body);
     /* A handler that keeps the data set sets rq->csv to NULL. */

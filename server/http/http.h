@@ -17,10 +17,11 @@
 struct MHD_Connection;
 struct jsonstream_result;
 
-typedef struct {
+typedef struct http_req {
     const char *method;
     const char *path;
-    const char *arg;           /* the {name} or {id} path segment, or NULL */
+    const char *arg;           /* the first "{...}" path segment ({name}, {id}), or NULL */
+    const char *arg2;          /* the second one (…/versions/{v}), or NULL */
     struct MHD_Connection *conn;
     json_t *json;              /* the parsed JSON body, or NULL */
     ds_data *csv;              /* a parsed CSV upload (handler may take it), or NULL */
@@ -29,7 +30,7 @@ typedef struct {
                                        decode_*_streamed decoders, which take them */
 } http_req;
 
-typedef struct {
+typedef struct http_res {
     int status;
     json_t *json;              /* body (owned; sent with JSONX_DUMP_FLAGS) */
     char *text;                /* or a raw body (owned, malloc()'d) */

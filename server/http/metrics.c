@@ -33,10 +33,10 @@ static const char *const job_status_names[5] = {"queued", "running", "succeeded"
 
 /* One thread's counts (shard.h); render adds the shards up. */
 typedef struct {
-    _Alignas(SHARD_ALIGN) atomic_ullong requests[R_COUNT][N_STATUS + 1];
+    _Alignas(SHARD_ALIGN) atomic_ullong requests[ROUTER_MAX_PATHS + 1][N_STATUS + 1];
     /* Non-cumulative per bucket (+Inf last); render sums them. */
-    atomic_ullong buckets[R_COUNT][N_BUCKETS + 1];
-    atomic_ullong sum_ns[R_COUNT];
+    atomic_ullong buckets[ROUTER_MAX_PATHS + 1][N_BUCKETS + 1];
+    atomic_ullong sum_ns[ROUTER_MAX_PATHS + 1];
 } metrics_shard;
 
 struct metrics {
@@ -65,26 +65,26 @@ static size_t status_index(int status)
     return STATUS_OTHER;
 }
 
-void metrics_observe(metrics *m, int route, int status, double seconds)
+void metrics_observe(metrics *m, int path, int status, double seconds)
 {
     size_t b;
 
     if (!m)
         return;
-    if (route < 0 || route >= R_COUNT)
-        route = R_NONE;
+    if (path < 0 || path > ROUTER_MAX_PATHS)
+        path = ROUTE_NONE;
     if (!(seconds >= 0)) /* also NaN */
         seconds = 0;
     metrics_shard *sh = &m->shard[shard_self()];
-    atomic_fetch_add_explicit(&sh->requests[route][status_index(status)], 1,
+    atomic_fetch_add_explicit(&sh->requests[path][status_index(status)], 1,
                               memory_order_relaxed);
     for (b = 0; b < N_BUCKETS; b++)
         if (seconds <= bucket_le[b])
             break;
-    atomic_fetch_add_explicit(&sh->buckets[route][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sh->buckets[path][b], 1, memory_order_relaxed);
     if (seconds > 1e6)
         seconds = 1e6;
-    atomic_fetch_add_explicit(&sh->sum_ns[route], (unsigned long long)(seconds * 1e9),
+    atomic_fetch_add_explicit(&sh->sum_ns[path], (unsigned long long)(seconds * 1e9),
                               memory_order_relaxed);
 }
 
@@ -145,23 +145,23 @@ char *metrics_render(const metrics *m, const long job_counts[5], unsigned long l
 
     sb_printf(&b, "# HELP backpropd_requests_total HTTP requests answered, by route and "
                   "status.\n# TYPE backpropd_requests_total counter\n");
-    for (int r = 0; mm && r < R_COUNT; r++) {
+    for (int r = 0; mm && r <= router_paths(); r++) {
         for (size_t s = 0; s <= N_STATUS; s++) {
             unsigned long long v = SHARD_SUM(mm, requests[r][s]);
             if (!v)
                 continue;
             if (s == STATUS_OTHER)
                 sb_printf(&b, "backpropd_requests_total{route=\"%s\",status=\"other\"} %llu\n",
-                          router_template((route_id)r), v);
+                          router_template(r), v);
             else
                 sb_printf(&b, "backpropd_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
-                          router_template((route_id)r), status_codes[s], v);
+                          router_template(r), status_codes[s], v);
         }
     }
 
     sb_printf(&b, "# HELP backpropd_request_duration_seconds Time from request line to "
                   "response, by route.\n# TYPE backpropd_request_duration_seconds histogram\n");
-    for (int r = 0; mm && r < R_COUNT; r++) {
+    for (int r = 0; mm && r <= router_paths(); r++) {
         unsigned long long counts[N_BUCKETS + 1], total = 0;
         for (size_t i = 0; i <= N_BUCKETS; i++) {
             counts[i] = SHARD_SUM(mm, buckets[r][i]);
@@ -169,7 +169,7 @@ char *metrics_render(const metrics *m, const long job_counts[5], unsigned long l
         }
         if (!total)
             continue;
-        const char *t = router_template((route_id)r);
+        const char *t = router_template(r);
         unsigned long long cum = 0;
         for (size_t i = 0; i < N_BUCKETS; i++) {
             cum += counts[i];

@@ -12,8 +12,9 @@ typedef struct metrics metrics;
 
 metrics *metrics_new(void);
 void metrics_free(metrics *m);
-/* route: a route label from router.h; status: the HTTP status. */
-void metrics_observe(metrics *m, int route, int status, double seconds);
+/* route: a path number from router.h (ROUTE_NONE: unmatched); status:
+ * the HTTP status. */
+void metrics_observe(metrics *m, int path, int status, double seconds);
 /* Prometheus text for the request metrics; the caller appends job counts. */
 char *metrics_render(const metrics *m, const long job_counts[5], unsigned long long samples,
                      size_t *len);

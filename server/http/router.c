@@ -1,6 +1,6 @@
 /*
- * router.c - the URL router: one static table of (route, method, handler)
- * and one of route templates, matched segment by segment.
+ * router.c - the URL router over the route table (router.h): templates
+ * split into segments once, paths matched segment by segment.
  *
  * Rules (kept the same for every route):
  *   - the path must start with "/" and have no empty segment, so "//x",
@@ -10,78 +10,16 @@
  *     one that decodes to NUL makes the path match nothing;
  *   - "." and ".." are ordinary segments, never resolved: "/v1/models/.."
  *     is the model named "..", which the handler answers with 404;
- *   - a captured segment longer than route_match.arg holds does not match;
- *   - HEAD is served by a route's GET handler (the HTTP layer sends no body)
- *     and appears in Allow next to GET; router_each lists only the methods
- *     of the table (GET, POST, DELETE), as openapi.yaml does.
+ *   - a captured segment longer than ROUTER_ARG_MAX - 1 bytes does not match;
+ *   - HEAD is served by a route's GET row (the HTTP layer sends no body)
+ *     and appears in Allow next to GET.
  */
 #include "http/router.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-
-#include "api/api.h"
-
-typedef struct {
-    route_id id;
-    const char *tmpl;
-} route_def;
-
-/* Indexed by route_id. */
-static const route_def routes[R_COUNT] = {
-    [R_NONE] = {R_NONE, "unmatched"},
-    [R_HEALTHZ] = {R_HEALTHZ, "/healthz"},
-    [R_READYZ] = {R_READYZ, "/readyz"},
-    [R_METRICS] = {R_METRICS, "/metrics"},
-    [R_OPENAPI] = {R_OPENAPI, "/openapi.yaml"},
-    [R_MODELS] = {R_MODELS, "/v1/models"},
-    [R_MODEL] = {R_MODEL, "/v1/models/{name}"},
-    [R_MODEL_VERSIONS] = {R_MODEL_VERSIONS, "/v1/models/{name}/versions"},
-    [R_MODEL_PREDICT] = {R_MODEL_PREDICT, "/v1/models/{name}/predict"},
-    [R_DATASETS] = {R_DATASETS, "/v1/datasets"},
-    [R_DATASET] = {R_DATASET, "/v1/datasets/{name}"},
-    [R_JOBS] = {R_JOBS, "/v1/jobs"},
-    [R_JOB] = {R_JOB, "/v1/jobs/{id}"},
-    [R_JOB_CANCEL] = {R_JOB_CANCEL, "/v1/jobs/{id}/cancel"},
-    [R_JOB_METRICS] = {R_JOB_METRICS, "/v1/jobs/{id}/metrics"},
-    [R_KEYS] = {R_KEYS, "/v1/keys"},
-    [R_KEY] = {R_KEY, "/v1/keys/{name}"},
-};
-
-typedef struct {
-    route_id id;
-    const char *method;
-    route_handler handler;
-} method_def;
-
-/* The endpoints the daemon serves, in the order openapi.yaml lists them. */
-static const method_def methods[] = {
-    {R_HEALTHZ, "GET", api_healthz},
-    {R_READYZ, "GET", api_readyz},
-    {R_METRICS, "GET", api_metrics},
-    {R_OPENAPI, "GET", api_openapi},
-    {R_MODELS, "GET", api_models_list},
-    {R_MODELS, "POST", api_models_create},
-    {R_MODEL, "GET", api_model_get},
-    {R_MODEL, "DELETE", api_model_delete},
-    {R_MODEL_VERSIONS, "GET", api_model_versions},
-    {R_MODEL_PREDICT, "POST", api_model_predict},
-    {R_DATASETS, "GET", api_datasets_list},
-    {R_DATASETS, "POST", api_datasets_create},
-    {R_DATASET, "GET", api_dataset_get},
-    {R_DATASET, "DELETE", api_dataset_delete},
-    {R_JOBS, "GET", api_jobs_list},
-    {R_JOBS, "POST", api_jobs_create},
-    {R_JOB, "GET", api_job_get},
-    {R_JOB_CANCEL, "POST", api_job_cancel},
-    {R_JOB_METRICS, "GET", api_job_metrics},
-    {R_KEYS, "GET", api_keys_list},
-    {R_KEYS, "POST", api_keys_create},
-    {R_KEY, "DELETE", api_key_delete},
-};
-
-#define N_METHODS (sizeof methods / sizeof methods[0])
-#define MAX_SEGS 4
 
 static int hexval(int c)
 {
@@ -122,74 +60,135 @@ static int seg_decode(const char *s, size_t n, char *out, size_t cap)
     return (int)w;
 }
 
-/* The templates split into segments once: the router runs on every
- * request, and splitting them each time was most of its cost. */
+/* The distinct templates, split once (the router runs on every request,
+ * and splitting them each time was most of its cost), with their Allow
+ * strings; row_path maps each table row to its template. */
 typedef struct {
+    const char *tmpl;
     int nseg;
     struct {
         const char *s;
         size_t n;
-        int capture; /* a "{...}" segment: anything matches, and is the arg */
-    } seg[MAX_SEGS];
-} tmpl_split;
+        int capture; /* a "{...}" segment: anything matches, and is captured */
+    } seg[ROUTER_MAX_SEGS];
+    char allow[48];
+} path_def;
 
-static tmpl_split tmpls[R_COUNT];
-static pthread_once_t tmpls_once = PTHREAD_ONCE_INIT;
+static path_def paths[ROUTER_MAX_PATHS + 1]; /* [0]: ROUTE_NONE */
+static int npaths;
+static int *row_path;
+static pthread_once_t build_once = PTHREAD_ONCE_INIT;
 
-static void tmpls_build(void)
+/* A table that breaks the router's bounds is a programming error: say
+ * which row, at the first request or test, and stop. */
+static void table_bad(const route *r, const char *why)
 {
-    for (int r = R_NONE + 1; r < R_COUNT; r++) {
-        const char *t = routes[r].tmpl + 1;
-        tmpl_split *ts = &tmpls[r];
-        while (ts->nseg < MAX_SEGS) {
-            const char *end = strchr(t, '/');
-            size_t n = end ? (size_t)(end - t) : strlen(t);
-            ts->seg[ts->nseg].s = t;
-            ts->seg[ts->nseg].n = n;
-            ts->seg[ts->nseg].capture = n >= 2 && t[0] == '{' && t[n - 1] == '}';
-            ts->nseg++;
-            if (!end)
-                break;
-            t = end + 1;
+    fprintf(stderr, "backpropd: route table: %s %s: %s\n", r->method, r->tmpl, why);
+    abort();
+}
+
+static void path_split(path_def *pd, const route *r)
+{
+    const char *t = r->tmpl + 1;
+    int caps = 0;
+    if (r->tmpl[0] != '/')
+        table_bad(r, "a template starts with /");
+    for (;;) {
+        const char *end = strchr(t, '/');
+        size_t n = end ? (size_t)(end - t) : strlen(t);
+        if (pd->nseg == ROUTER_MAX_SEGS)
+            table_bad(r, "more segments than ROUTER_MAX_SEGS");
+        pd->seg[pd->nseg].s = t;
+        pd->seg[pd->nseg].n = n;
+        pd->seg[pd->nseg].capture = n >= 2 && t[0] == '{' && t[n - 1] == '}';
+        caps += pd->seg[pd->nseg].capture;
+        pd->nseg++;
+        if (!end)
+            break;
+        t = end + 1;
+    }
+    if (caps > ROUTER_MAX_ARGS)
+        table_bad(r, "more captures than ROUTER_MAX_ARGS");
+}
+
+static void allow_add(path_def *pd, const char *method)
+{
+    size_t len = strlen(pd->allow);
+    int n = snprintf(pd->allow + len, sizeof pd->allow - len, "%s%s%s", len ? ", " : "", method,
+                     strcmp(method, "GET") == 0 ? ", HEAD" : "");
+    if (n < 0 || (size_t)n >= sizeof pd->allow - len)
+        fprintf(stderr, "backpropd: route table: Allow of %s is too long\n", pd->tmpl), abort();
+}
+
+static const route *router_find_built(int path, const char *method);
+static int router_path_of_built(const char *tmpl);
+
+static void table_build(void)
+{
+    paths[ROUTE_NONE].tmpl = "unmatched";
+    if (!(row_path = calloc(route_table_len ? route_table_len : 1, sizeof *row_path)))
+        fprintf(stderr, "backpropd: out of memory building the routes\n"), abort();
+    for (size_t i = 0; i < route_table_len; i++) {
+        const route *r = &route_table[i];
+        int p = router_path_of_built(r->tmpl);
+        if (p == ROUTE_NONE) {
+            if (npaths == ROUTER_MAX_PATHS)
+                table_bad(r, "more templates than ROUTER_MAX_PATHS");
+            p = ++npaths;
+            paths[p].tmpl = r->tmpl;
+            path_split(&paths[p], r);
+        } else if (router_find_built(p, r->method)) {
+            table_bad(r, "a second row for the same method and template");
         }
+        if (!r->handler)
+            table_bad(r, "no handler");
+        row_path[i] = p;
+        allow_add(&paths[p], r->method);
     }
 }
 
-route_id router_match(const char *path, route_match *m)
+static void table_ready(void)
+{
+    pthread_once(&build_once, table_build);
+}
+
+int router_match(const char *path, route_match *m)
 {
     /* the path's segments, pointing into it, or decoded into dec when
      * they hold an escape */
     struct {
         const char *s;
         size_t n;
-    } segs[MAX_SEGS];
-    char dec[MAX_SEGS][sizeof m->arg];
+    } segs[ROUTER_MAX_SEGS];
+    char dec[ROUTER_MAX_SEGS][ROUTER_ARG_MAX];
     int nseg = 0;
     const char *p;
 
-    pthread_once(&tmpls_once, tmpls_build);
+    table_ready();
     if (m) {
-        m->id = R_NONE;
-        m->arg[0] = '\0';
+        m->path = ROUTE_NONE;
+        m->nargs = 0;
+        for (int k = 0; k < ROUTER_MAX_ARGS; k++)
+            m->arg[k][0] = '\0';
     }
     if (!path || path[0] != '/')
-        return R_NONE;
+        return ROUTE_NONE;
     /* Split into segments; any empty one (//, trailing /) fails. */
     p = path + 1;
     for (;;) {
         const char *end = strchr(p, '/');
         size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (n == 0 || nseg == MAX_SEGS)
-            return R_NONE;
+        if (n == 0 || nseg == ROUTER_MAX_SEGS)
+            return ROUTE_NONE;
         if (memchr(p, '%', n)) {
             int k = seg_decode(p, n, dec[nseg], sizeof dec[nseg]);
             if (k < 0)
-                return R_NONE;
+                return ROUTE_NONE;
             segs[nseg].s = dec[nseg];
             segs[nseg].n = (size_t)k;
         } else {
-            if (n >= sizeof m->arg)
-                return R_NONE; /* as seg_decode: it would not fit */
+            if (n >= ROUTER_ARG_MAX)
+                return ROUTE_NONE; /* as seg_decode: it would not fit */
             segs[nseg].s = p;
             segs[nseg].n = n;
         }
@@ -199,88 +198,77 @@ route_id router_match(const char *path, route_match *m)
         p = end + 1;
     }
 
-    for (int r = R_NONE + 1; r < R_COUNT; r++) {
-        const tmpl_split *ts = &tmpls[r];
-        int k, cap_at = -1;
-        if (ts->nseg != nseg)
+    for (int r = 1; r <= npaths; r++) {
+        const path_def *pd = &paths[r];
+        int k;
+        if (pd->nseg != nseg)
             continue;
-        for (k = 0; k < nseg; k++) {
-            if (ts->seg[k].capture)
-                cap_at = k;
-            else if (ts->seg[k].n != segs[k].n || memcmp(ts->seg[k].s, segs[k].s, segs[k].n) != 0)
+        for (k = 0; k < nseg; k++)
+            if (!pd->seg[k].capture &&
+                (pd->seg[k].n != segs[k].n || memcmp(pd->seg[k].s, segs[k].s, segs[k].n) != 0))
                 break;
-        }
         if (k < nseg)
             continue;
         if (m) {
-            m->id = (route_id)r;
-            if (cap_at >= 0) {
-                memcpy(m->arg, segs[cap_at].s, segs[cap_at].n);
-                m->arg[segs[cap_at].n] = '\0';
-            }
+            m->path = r;
+            for (k = 0; k < nseg; k++)
+                if (pd->seg[k].capture) {
+                    memcpy(m->arg[m->nargs], segs[k].s, segs[k].n);
+                    m->arg[m->nargs++][segs[k].n] = '\0';
+                }
         }
-        return (route_id)r;
+        return r;
     }
-    return R_NONE;
+    return ROUTE_NONE;
 }
 
-route_handler router_handler(route_id r, const char *method)
+static const route *router_find_built(int path, const char *method)
 {
-    if (!method || r <= R_NONE || r >= R_COUNT)
+    if (!method || path <= ROUTE_NONE || path > npaths)
         return NULL;
     /* HEAD is GET without the body (the HTTP layer drops it). */
     if (strcmp(method, "HEAD") == 0)
         method = "GET";
-    for (size_t i = 0; i < N_METHODS; i++)
-        if (methods[i].id == r && strcmp(methods[i].method, method) == 0)
-            return methods[i].handler;
+    for (size_t i = 0; i < route_table_len; i++)
+        if (row_path[i] == path && strcmp(route_table[i].method, method) == 0)
+            return &route_table[i];
     return NULL;
 }
 
-/* Allow strings, built once from the method table so the two never
- * disagree. */
-static char allow_str[R_COUNT][40];
-static pthread_once_t allow_once = PTHREAD_ONCE_INIT;
-
-static void allow_build(void)
+const route *router_find(int path, const char *method)
 {
-    for (int r = R_NONE + 1; r < R_COUNT; r++) {
-        char *s = allow_str[r];
-        size_t cap = sizeof allow_str[r], len = 0;
-        s[0] = '\0';
-        for (size_t i = 0; i < N_METHODS; i++) {
-            if (methods[i].id != (route_id)r)
-                continue;
-            len += (size_t)snprintf(s + len, cap - len, "%s%s", len ? ", " : "",
-                                    methods[i].method);
-            if (strcmp(methods[i].method, "GET") == 0)
-                len += (size_t)snprintf(s + len, cap - len, ", HEAD");
-        }
-    }
+    table_ready();
+    return router_find_built(path, method);
 }
 
-const char *router_allow(route_id r)
+const char *router_allow(int path)
 {
-    if (r <= R_NONE || r >= R_COUNT)
-        return "";
-    pthread_once(&allow_once, allow_build);
-    return allow_str[r];
+    table_ready();
+    return path > ROUTE_NONE && path <= npaths ? paths[path].allow : "";
 }
 
-const char *router_template(route_id r)
+const char *router_template(int path)
 {
-    if (r < R_NONE || r >= R_COUNT)
-        return routes[R_NONE].tmpl;
-    return routes[r].tmpl;
+    table_ready();
+    return path > ROUTE_NONE && path <= npaths ? paths[path].tmpl : paths[ROUTE_NONE].tmpl;
 }
 
-int router_each(size_t i, const char **method, const char **tmpl)
+int router_paths(void)
 {
-    if (i >= N_METHODS)
-        return 0;
-    if (method)
-        *method = methods[i].method;
-    if (tmpl)
-        *tmpl = routes[methods[i].id].tmpl;
-    return 1;
+    table_ready();
+    return npaths;
+}
+
+static int router_path_of_built(const char *tmpl)
+{
+    for (int p = 1; tmpl && p <= npaths; p++)
+        if (strcmp(paths[p].tmpl, tmpl) == 0)
+            return p;
+    return ROUTE_NONE;
+}
+
+int router_path_of(const char *tmpl)
+{
+    table_ready();
+    return router_path_of_built(tmpl);
 }

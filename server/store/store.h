@@ -26,6 +26,7 @@
 #include "decode/dataset.h"
 #include "errors.h"
 #include "decode/fit.h"
+#include "scope.h"
 
 typedef struct store store;
 
@@ -150,6 +151,45 @@ int store_job_epoch_get(store *s, const char *id, uint32_t epoch, bp_epoch_metri
 int store_job_counts(store *s, long counts[5], srv_err *e);
 /* Number of queued jobs. */
 int store_jobs_queued(store *s, long *n, srv_err *e);
+
+/* ---- API keys (store_keys.c) ---- */
+
+typedef struct {
+    long held;          /* keys ever stored, revoked ones included */
+    long active;        /* keys not revoked */
+    long active_admins;
+} auth_key_counts;
+
+/* Inserts a key; ERR_CONFLICT when an active key has that name (or the
+ * hash is taken).  *out: {"name","scope","created_at"} (new reference). */
+int store_key_create(store *s, const char *name, auth_scope scope,
+                     const unsigned char hash[AUTH_HASH_BYTES], json_t **out, srv_err *e);
+/* [{"name","scope","created_at","revoked_at"}], oldest first; never a
+ * hash. */
+int store_key_list(store *s, json_t **out, srv_err *e);
+/* Revokes the active key called name (ERR_NOT_FOUND when there is none).
+ * keep_last_admin: refuse (ERR_CONFLICT) to revoke the only active admin
+ * key.  *was_last_admin (may be NULL) tells the caller it just did. */
+int store_key_revoke(store *s, const char *name, int keep_last_admin, int *was_last_admin,
+                     srv_err *e);
+/* Finds a key by its hash: 1 and the fields filled, 0 when unknown, -1 on
+ * a database error.  name holds 65 bytes. */
+int store_key_find(store *s, const unsigned char hash[AUTH_HASH_BYTES], char *name,
+                   auth_scope *scope, int *revoked, srv_err *e);
+int store_key_counts(store *s, auth_key_counts *out, srv_err *e);
+
+typedef enum {
+    KEY_ENSURE_PRESENT = 0,  /* the key is there, active, with that scope */
+    KEY_ENSURE_CREATED,      /* inserted */
+    KEY_ENSURE_REPLACED      /* inserted, after revoking the active key of that name */
+} key_ensure_result;
+/* Makes sure the key with this hash exists and is active under `name`
+ * with `scope` (the admin key from the environment), in one transaction.
+ * A key of that hash that was revoked, or that has another scope, is an
+ * ERR_CONFLICT: a revoked key is never brought back. */
+int store_key_ensure(store *s, const char *name, auth_scope scope,
+                     const unsigned char hash[AUTH_HASH_BYTES], key_ensure_result *result,
+                     srv_err *e);
 
 /* ---- pool ---- */
 typedef struct store_pool store_pool;

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "http/auth.h"
 #include "store/store.h"
 #include "store/store_internal.h"
 

@@ -1,19 +1,19 @@
 /*
  * fuzz_router.c - libFuzzer harness for the URL router (router.c): the
  * input is a request path (copied and NUL-terminated, as http.c hands it
- * over), run through router_match, then router_handler for every method,
- * router_allow and router_template.
+ * over), run through router_match, then router_find for every method,
+ * router_allow and router_template, over the route table (api/routes.c).
  *
  * Checks besides "no crash, no UB":
- *   - a match names a real route, its capture is NUL-terminated inside
- *     route_match.arg, and the capture is non-empty exactly for the routes
- *     whose template has a {…} segment;
- *   - the route's template with the capture percent-encoded byte by byte
- *     matches again, to the same route and the same capture (decoding is
+ *   - a match names a real template, its captures are NUL-terminated
+ *     inside route_match.arg, and there are as many as the template has
+ *     {…} segments, each non-empty;
+ *   - the template with the captures percent-encoded byte by byte matches
+ *     again, to the same template and the same captures (decoding is
  *     consistent with the templates);
- *   - a matched route has at least one handler, GET and HEAD agree, and
- *     every method with a handler is listed in router_allow;
- *   - router_match(NULL path) and out-of-range route ids are safe.
+ *   - a matched template has at least one row, GET and HEAD agree, and
+ *     every method with a row is listed in router_allow;
+ *   - router_match(NULL path) and out-of-range path numbers are safe.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -54,17 +54,18 @@ static int allow_has(const char *allow, const char *m)
     return 0;
 }
 
-/* The template with its {…} segment replaced by arg, every byte as %XX. */
-static int rebuild(const char *tmpl, const char *arg, char *out, size_t cap)
+/* The template with its {…} segments replaced by args, every byte as %XX. */
+static int rebuild(const char *tmpl, const char *const *args, int nargs, char *out, size_t cap)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t w = 0;
+    int k = 0;
     for (const char *t = tmpl; *t;) {
         if (*t == '{') {
             const char *close = strchr(t, '}');
-            if (!close)
+            if (!close || k >= nargs)
                 return -1;
-            for (const char *a = arg; *a; a++) {
+            for (const char *a = args[k++]; *a; a++) {
                 if (w + 3 >= cap)
                     return -1;
                 out[w++] = '%';
@@ -82,7 +83,15 @@ static int rebuild(const char *tmpl, const char *arg, char *out, size_t cap)
     return 0;
 }
 
-static void check_route(route_id r)
+static int captures_of(const char *tmpl)
+{
+    int n = 0;
+    for (const char *t = tmpl; (t = strchr(t, '{')) != NULL; t++)
+        n++;
+    return n;
+}
+
+static void check_path(int r)
 {
     const char *tmpl = router_template(r);
     const char *allow = router_allow(r);
@@ -90,16 +99,18 @@ static void check_route(route_id r)
         fuzz_fail("router", "NULL template or Allow");
     int any = 0;
     for (size_t i = 0; i < N_METHODS; i++) {
-        route_handler h = router_handler(r, methods[i]);
-        if (h) {
+        const route *row = router_find(r, methods[i]);
+        if (row) {
             any = 1;
             if (!allow_has(allow, methods[i]))
                 fuzz_fail("router_allow lacks a served method", methods[i]);
+            if (strcmp(row->tmpl, tmpl) != 0)
+                fuzz_fail("router_find", "a row of another template");
         }
     }
     if (!any)
-        fuzz_fail("router", "matched route without any handler");
-    if (router_handler(r, "GET") != router_handler(r, "HEAD"))
+        fuzz_fail("router", "matched template without any row");
+    if (router_find(r, "GET") != router_find(r, "HEAD"))
         fuzz_fail("router", "HEAD and GET disagree");
 }
 
@@ -113,67 +124,78 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     route_match m;
     memset(&m, 0xAA, sizeof m);
-    route_id r = router_match(path, &m);
+    int r = router_match(path, &m);
     if (r != router_match(path, NULL))
         fuzz_fail("router_match", "result depends on the match argument");
-    if (r != m.id)
-        fuzz_fail("router_match", "returned id differs from m.id");
-    if (r < R_NONE || r >= R_COUNT)
-        fuzz_fail("router_match", "route id out of range");
-    if (!memchr(m.arg, '\0', sizeof m.arg))
-        fuzz_fail("router_match", "capture not NUL-terminated");
+    if (r != m.path)
+        fuzz_fail("router_match", "returned number differs from m.path");
+    if (r < ROUTE_NONE || r > router_paths())
+        fuzz_fail("router_match", "path number out of range");
+    if (m.nargs < 0 || m.nargs > ROUTER_MAX_ARGS)
+        fuzz_fail("router_match", "capture count out of range");
+    for (int k = 0; k < ROUTER_MAX_ARGS; k++)
+        if (!memchr(m.arg[k], '\0', sizeof m.arg[k]))
+            fuzz_fail("router_match", "capture not NUL-terminated");
 
-    /* Whatever the path, these must be safe for the matched id. */
+    /* Whatever the path, these must be safe for the matched number. */
     (void)router_template(r);
     (void)router_allow(r);
     for (size_t i = 0; i < N_METHODS; i++)
-        (void)router_handler(r, methods[i]);
-    (void)router_handler(r, path);
-    (void)router_handler(r, NULL);
+        (void)router_find(r, methods[i]);
+    (void)router_find(r, path);
+    (void)router_find(r, NULL);
 
-    if (r != R_NONE) {
+    if (r != ROUTE_NONE) {
         const char *tmpl = router_template(r);
-        int has_capture = strchr(tmpl, '{') != NULL;
-        if (has_capture != (m.arg[0] != '\0'))
-            fuzz_fail("router_match", "capture present iff the template has one: broken");
-        check_route(r);
+        if (m.nargs != captures_of(tmpl))
+            fuzz_fail("router_match", "one capture per {...} segment: broken");
+        for (int k = 0; k < m.nargs; k++)
+            if (m.arg[k][0] == '\0')
+                fuzz_fail("router_match", "empty capture");
+        check_path(r);
 
-        /* Round trip through the template, capture percent-encoded. */
-        char again[4 * sizeof m.arg + 64];
-        if (rebuild(tmpl, m.arg, again, sizeof again) != 0)
+        /* Round trip through the template, captures percent-encoded. */
+        const char *args[ROUTER_MAX_ARGS] = {m.arg[0], m.arg[1]};
+        char again[ROUTER_MAX_ARGS * 4 * ROUTER_ARG_MAX + 64];
+        if (rebuild(tmpl, args, m.nargs, again, sizeof again) != 0)
             fuzz_fail("fuzz_router", "rebuild buffer too small");
         route_match m2;
-        route_id r2 = router_match(again, &m2);
-        if (r2 != r || strcmp(m2.arg, m.arg) != 0) {
-            fprintf(stderr, "path: %s\nrebuilt: %s -> %d\n", path, again, (int)r2);
+        int r2 = router_match(again, &m2);
+        int same = r2 == r && m2.nargs == m.nargs;
+        for (int k = 0; same && k < m.nargs; k++)
+            same = strcmp(m2.arg[k], m.arg[k]) == 0;
+        if (!same) {
+            fprintf(stderr, "path: %s\nrebuilt: %s -> %d\n", path, again, r2);
             fuzz_fail("router_match", "percent-encoded capture does not match the same way");
         }
     }
 
-    /* Ids outside the table. */
-    route_id bogus = (route_id)(size ? (int8_t)data[0] : -1);
-    if (bogus <= R_NONE || bogus >= R_COUNT) {
-        if (router_handler(bogus, "GET") != NULL)
-            fuzz_fail("router_handler", "handler for an invalid route id");
+    /* Numbers outside the table. */
+    int bogus = size ? (int8_t)data[0] : -1;
+    if (bogus <= ROUTE_NONE || bogus > router_paths()) {
+        if (router_find(bogus, "GET") != NULL)
+            fuzz_fail("router_find", "a row for an invalid path number");
         if (!router_template(bogus) || !router_allow(bogus))
-            fuzz_fail("router", "NULL template or Allow for an invalid route id");
+            fuzz_fail("router", "NULL template or Allow for an invalid path number");
     }
 
-    /* The served (method, template) list names real routes' templates
-     * (input-independent: checked once). */
-    static int each_checked;
-    const char *meth, *tm;
-    size_t n = 0;
-    for (; !each_checked && router_each(n, &meth, &tm); n++) {
+    /* Every row of the table routes back to itself (input-independent:
+     * checked once). */
+    static int table_checked;
+    for (size_t n = 0; !table_checked && n < route_table_len; n++) {
+        const route *row = &route_table[n];
+        static const char *const xs[ROUTER_MAX_ARGS] = {"x", "y"};
         route_match me;
-        char probe[128];
-        if (rebuild(tm, "x", probe, sizeof probe) != 0 || router_match(probe, &me) == R_NONE ||
-            strcmp(router_template(me.id), tm) != 0 || !router_handler(me.id, meth))
-            fuzz_fail("router_each", tm);
+        char probe[256];
+        if (rebuild(row->tmpl, xs, ROUTER_MAX_ARGS, probe, sizeof probe) != 0 ||
+            router_match(probe, &me) == ROUTE_NONE ||
+            strcmp(router_template(me.path), row->tmpl) != 0 ||
+            router_find(me.path, row->method) != row)
+            fuzz_fail("route table", row->tmpl);
     }
-    if (!each_checked && n == 0)
-        fuzz_fail("router_each", "no routes");
-    each_checked = 1;
+    if (!table_checked && route_table_len == 0)
+        fuzz_fail("route table", "no routes");
+    table_checked = 1;
 
     free(path);
     return 0;

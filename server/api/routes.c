@@ -1,0 +1,43 @@
+/*
+ * routes.c - the route table: every endpoint the daemon serves, one row
+ * each, in the order openapi.yaml lists them.  Adding an endpoint is a row
+ * here, its handler (api.h) and its entry in openapi.yaml; the router,
+ * auth, metrics and the HTTP layer read everything else from the row, and
+ * tests/server_openapi.c checks the table against openapi.yaml.
+ *
+ * Scopes: the operational probes and the API description are open;
+ * /metrics, every read and predictions need a predict key; every other
+ * write needs train; key management needs admin.
+ */
+#include "api/api.h"
+#include "http/router.h"
+
+/* clang-format off */
+const route route_table[] = {
+    /* method   template                       handler              scope         body              arrays */
+    {"GET",    "/healthz",                    api_healthz,         AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN},
+    {"GET",    "/readyz",                     api_readyz,          AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN},
+    {"GET",    "/metrics",                    api_metrics,         AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN},
+    {"GET",    "/openapi.yaml",               api_openapi,         AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN},
+    {"GET",    "/v1/models",                  api_models_list,     AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN},
+    {"POST",   "/v1/models",                  api_models_create,   AUTH_TRAIN,   BODY_JSON,        JS_BODY_MODEL},
+    {"GET",    "/v1/models/{name}",           api_model_get,       AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN},
+    {"DELETE", "/v1/models/{name}",           api_model_delete,    AUTH_TRAIN,   BODY_NONE,        JS_BODY_PLAIN},
+    {"GET",    "/v1/models/{name}/versions",  api_model_versions,  AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN},
+    {"POST",   "/v1/models/{name}/predict",   api_model_predict,   AUTH_PREDICT, BODY_PREDICT,     JS_BODY_PREDICT},
+    {"GET",    "/v1/datasets",                api_datasets_list,   AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN},
+    {"POST",   "/v1/datasets",                api_datasets_create, AUTH_TRAIN,   BODY_JSON_OR_CSV, JS_BODY_DATASET},
+    {"GET",    "/v1/datasets/{name}",         api_dataset_get,     AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN},
+    {"DELETE", "/v1/datasets/{name}",         api_dataset_delete,  AUTH_TRAIN,   BODY_NONE,        JS_BODY_PLAIN},
+    {"GET",    "/v1/jobs",                    api_jobs_list,       AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN},
+    {"POST",   "/v1/jobs",                    api_jobs_create,     AUTH_TRAIN,   BODY_JSON,        JS_BODY_JOB},
+    {"GET",    "/v1/jobs/{id}",               api_job_get,         AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN},
+    {"POST",   "/v1/jobs/{id}/cancel",        api_job_cancel,      AUTH_TRAIN,   BODY_NONE,        JS_BODY_PLAIN},
+    {"GET",    "/v1/jobs/{id}/metrics",       api_job_metrics,     AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN},
+    {"GET",    "/v1/keys",                    api_keys_list,       AUTH_ADMIN,   BODY_NONE,        JS_BODY_PLAIN},
+    {"POST",   "/v1/keys",                    api_keys_create,     AUTH_ADMIN,   BODY_JSON,        JS_BODY_PLAIN},
+    {"DELETE", "/v1/keys/{name}",             api_key_delete,      AUTH_ADMIN,   BODY_NONE,        JS_BODY_PLAIN},
+};
+/* clang-format on */
+
+const size_t route_table_len = sizeof route_table / sizeof route_table[0];
