@@ -1,7 +1,7 @@
 /*
  * store.c - the store's connection: opening a database (pragmas, embedded
  * migrations, refusing a newer schema), the per-connection cache of
- * prepared statements with their SQL, transactions, error mapping, the
+ * prepared statements (each file keeps its own SQL), transactions, error mapping, the
  * helpers shared by store_models.c / store_datasets.c / store_jobs.c, and
  * the connection pool.
  */
@@ -19,106 +19,12 @@
 #include "json/jsonx.h"
 #include "store/store_internal.h"
 
-#define NOW "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+/* The statements this file runs (store_internal.h: store_sql); every
+ * value is bound, nothing is ever formatted into SQL. */
+static store_sql sql_begin = {.sql = "BEGIN IMMEDIATE"};
+static store_sql sql_commit = {.sql = "COMMIT"};
+static store_sql sql_rollback = {.sql = "ROLLBACK"};
 
-#define MODEL_COLS                                                                     \
-    "m.name, m.inputs, m.layers, m.loss, m.init, m.seed, m.parameters, m.created_at, " \
-    "m.updated_at, "                                                                   \
-    "(SELECT max(v.version) FROM model_versions v WHERE v.model_id = m.id), "          \
-    "(SELECT v.class_names FROM model_versions v WHERE v.model_id = m.id "             \
-    "ORDER BY v.version DESC LIMIT 1)"
-
-#define JOB_COLS                                                                     \
-    "id, model, dataset, status, epoch, epochs, train_loss, val_loss, val_accuracy, " \
-    "error, model_version, params, created_at, started_at, finished_at"
-
-#define DATA_COLS "rows, features, target_width, n_classes, class_names, x, y, labels"
-
-/* Indexed by store_q.  Every value is bound; nothing is ever formatted
- * into SQL. */
-static const char *const store_sql[Q__COUNT] = {
-    [Q_BEGIN] = "BEGIN IMMEDIATE",
-    [Q_COMMIT] = "COMMIT",
-    [Q_ROLLBACK] = "ROLLBACK",
-
-    [Q_MODEL_INSERT] = "INSERT INTO models(name, inputs, layers, loss, init, seed, parameters, "
-                       "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, " NOW
-                       ", " NOW ")",
-    [Q_MODEL_GET] = "SELECT " MODEL_COLS " FROM models m WHERE m.name = ?1",
-    [Q_MODEL_LIST] = "SELECT " MODEL_COLS " FROM models m ORDER BY m.name",
-    [Q_MODEL_ID] = "SELECT id FROM models WHERE name = ?1",
-    [Q_MODEL_DELETE] = "DELETE FROM models WHERE id = ?1",
-    [Q_MODEL_TOUCH] = "UPDATE models SET updated_at = " NOW " WHERE id = ?1",
-    [Q_MODEL_ACTIVE_JOB] = "SELECT id, status FROM jobs WHERE model = ?1 "
-                           "AND status IN ('queued', 'running') ORDER BY seq LIMIT 1",
-    [Q_VERSION_LIST] = "SELECT version, job, created_at, train_loss, val_loss, val_accuracy "
-                       "FROM model_versions WHERE model_id = ?1 ORDER BY version",
-    [Q_VERSION_BLOB] = "SELECT version, blob FROM model_versions "
-                       "WHERE model_id = ?1 AND version = ?2",
-    [Q_VERSION_LATEST_BLOB] = "SELECT version, blob FROM model_versions WHERE model_id = ?1 "
-                              "ORDER BY version DESC LIMIT 1",
-    [Q_VERSION_NEXT] = "SELECT coalesce(max(version), 0) + 1 FROM model_versions "
-                       "WHERE model_id = ?1",
-    [Q_VERSION_INSERT] = "INSERT INTO model_versions(model_id, version, job, class_names, "
-                         "train_loss, val_loss, val_accuracy, created_at, blob) "
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, " NOW ", ?8)",
-
-    [Q_DATASET_INSERT] = "INSERT INTO datasets(name, created_at, rows, features, target_width, "
-                         "n_classes, class_names, integer_targets, max_target, x, y, labels) "
-                         "VALUES (?1, " NOW ", ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    [Q_DATASET_GET] = "SELECT name, rows, features, target_width, class_names, created_at "
-                      "FROM datasets WHERE name = ?1",
-    [Q_DATASET_LIST] = "SELECT name, rows, features, target_width, class_names, created_at "
-                       "FROM datasets ORDER BY name",
-    [Q_DATASET_SHAPE] = "SELECT rows, features, target_width, n_classes, integer_targets, "
-                        "max_target FROM datasets WHERE name = ?1",
-    [Q_DATASET_CLASSES] = "SELECT class_names FROM datasets WHERE name = ?1",
-    [Q_DATASET_DATA] = "SELECT " DATA_COLS " FROM datasets WHERE name = ?1",
-    [Q_DATASET_DELETE] = "DELETE FROM datasets WHERE name = ?1",
-    [Q_DATASET_ACTIVE_JOB] = "SELECT id, status FROM jobs WHERE dataset = ?1 "
-                             "AND status IN ('queued', 'running') ORDER BY seq LIMIT 1",
-    [Q_DATASET_EXISTS] = "SELECT 1 FROM datasets WHERE name = ?1",
-
-    [Q_JOB_INSERT] = "INSERT INTO jobs(id, model, dataset, status, params, epochs, created_at) "
-                     "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, " NOW ")",
-    [Q_JOB_DATA_INSERT] = "INSERT INTO job_data(job_id, rows, features, target_width, "
-                          "n_classes, class_names, integer_targets, max_target, x, y, labels) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    [Q_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
-    [Q_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs ORDER BY seq",
-    [Q_JOB_LIST_MODEL] = "SELECT " JOB_COLS " FROM jobs WHERE model = ?1 ORDER BY seq",
-    [Q_JOB_LIST_STATUS] = "SELECT " JOB_COLS " FROM jobs WHERE status = ?1 ORDER BY seq",
-    [Q_JOB_LIST_BOTH] = "SELECT " JOB_COLS " FROM jobs WHERE model = ?1 AND status = ?2 "
-                        "ORDER BY seq",
-    [Q_JOB_STATUS] = "SELECT status FROM jobs WHERE id = ?1",
-    [Q_JOB_CANCEL_QUEUED] = "UPDATE jobs SET status = 'cancelled', finished_at = " NOW
-                            " WHERE id = ?1 AND status = 'queued'",
-    [Q_JOB_CANCEL_RUNNING] = "UPDATE jobs SET cancel_requested = 1 "
-                             "WHERE id = ?1 AND status = 'running'",
-    [Q_JOB_METRICS] = "SELECT epoch, train_loss, train_accuracy, val_loss, val_accuracy, "
-                      "seconds FROM job_metrics WHERE job = ?1 ORDER BY epoch",
-    [Q_JOB_OLDEST_QUEUED] = "SELECT id, model, params FROM jobs WHERE status = 'queued' "
-                            "ORDER BY seq LIMIT 1",
-    [Q_JOB_START] = "UPDATE jobs SET status = 'running', started_at = " NOW
-                    ", cancel_requested = 0 WHERE id = ?1 AND status = 'queued'",
-    [Q_JOB_SOURCE] = "SELECT model, dataset, status FROM jobs WHERE id = ?1",
-    [Q_JOB_DATA_GET] = "SELECT " DATA_COLS " FROM job_data WHERE job_id = ?1",
-    [Q_JOB_DATA_CLASSES] = "SELECT class_names FROM job_data WHERE job_id = ?1",
-    [Q_JOB_METRIC_PUT] = "INSERT OR REPLACE INTO job_metrics(job, epoch, train_loss, "
-                         "train_accuracy, val_loss, val_accuracy, seconds) "
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [Q_JOB_PROGRESS] = "UPDATE jobs SET epoch = ?2, epochs = coalesce(?3, epochs), train_loss = ?4, "
-                       "val_loss = ?5, val_accuracy = ?6 WHERE id = ?1 AND status = 'running'",
-    [Q_JOB_CANCEL_FLAG] = "SELECT cancel_requested FROM jobs WHERE id = ?1",
-    [Q_JOB_SUCCEED] = "UPDATE jobs SET status = 'succeeded', model_version = ?2, error = NULL, "
-                      "finished_at = " NOW " WHERE id = ?1 AND status = 'running'",
-    [Q_JOB_END] = "UPDATE jobs SET status = ?2, error = ?3, finished_at = " NOW
-                  " WHERE id = ?1 AND status IN ('queued', 'running')",
-    [Q_JOB_RECOVER] = "UPDATE jobs SET status = 'failed', error = 'interrupted by server "
-                      "restart', finished_at = " NOW " WHERE status = 'running'",
-    [Q_JOB_COUNTS] = "SELECT status, count(*) FROM jobs GROUP BY status",
-    [Q_JOB_QUEUED] = "SELECT count(*) FROM jobs WHERE status = 'queued'",
-};
 
 /* ---- statements, transactions, errors ---- */
 
@@ -200,26 +106,43 @@ int store_fail(struct store *s, int rc, const char *what, srv_err *e)
     }
 }
 
-sqlite3_stmt *store_stmt(struct store *s, store_q q, srv_err *e)
+/* The next free slot of the statement caches (store_sql.slot). */
+static atomic_int next_slot;
+
+static int stmt_slot(store_sql *q, srv_err *e)
 {
-    return store_stmt_sql(s, q, store_sql[q], e);
+    int k = atomic_load_explicit(&q->slot, memory_order_acquire);
+    if (k == 0) {
+        int mine = atomic_fetch_add(&next_slot, 1) + 1;
+        /* Two threads may number the same statement at once: one wins,
+         * the other's number stays unused. */
+        k = atomic_compare_exchange_strong(&q->slot, &(int){0}, mine) ? mine
+                                                                       : atomic_load(&q->slot);
+    }
+    if (k > STORE_MAX_STMTS)
+        return err_set(e, ERR_INTERNAL, "store: more than %d statements (STORE_MAX_STMTS)",
+                       STORE_MAX_STMTS);
+    return k - 1;
 }
 
-sqlite3_stmt *store_stmt_sql(struct store *s, store_q q, const char *sql, srv_err *e)
+sqlite3_stmt *store_stmt(struct store *s, store_sql *q, srv_err *e)
 {
-    sqlite3_stmt *st = s->q[q];
-    if (st) {
+    int k = stmt_slot(q, e);
+    sqlite3_stmt *st;
+    if (k < 0)
+        return NULL;
+    if ((st = s->q[k])) {
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
         return st;
     }
-    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    int rc = sqlite3_prepare_v3(s->db, q->sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
     if (rc != SQLITE_OK) {
         sqlite3_finalize(st);
         store_fail(s, rc, "preparing a statement", e);
         return NULL;
     }
-    s->q[q] = st;
+    s->q[k] = st;
     return st;
 }
 
@@ -240,7 +163,7 @@ int store_exec_stmt(struct store *s, sqlite3_stmt *st, const char *what, srv_err
     return 0;
 }
 
-static int store_run(struct store *s, store_q q, const char *what, srv_err *e)
+static int store_run(struct store *s, store_sql *q, const char *what, srv_err *e)
 {
     sqlite3_stmt *st = store_stmt(s, q, e);
     if (!st)
@@ -250,12 +173,12 @@ static int store_run(struct store *s, store_q q, const char *what, srv_err *e)
 
 int store_begin(struct store *s, srv_err *e)
 {
-    return store_run(s, Q_BEGIN, "starting a transaction", e);
+    return store_run(s, &sql_begin, "starting a transaction", e);
 }
 
 int store_commit(struct store *s, srv_err *e)
 {
-    if (store_run(s, Q_COMMIT, "committing", e) < 0) {
+    if (store_run(s, &sql_commit, "committing", e) < 0) {
         store_rollback(s);
         return -1;
     }
@@ -268,7 +191,7 @@ void store_rollback(struct store *s)
      * ROLLBACK without a transaction would only add a second error. */
     if (sqlite3_get_autocommit(s->db))
         return;
-    if (store_run(s, Q_ROLLBACK, "rolling back", NULL) < 0)
+    if (store_run(s, &sql_rollback, "rolling back", NULL) < 0)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
@@ -742,7 +665,7 @@ void store_close(store *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < Q__COUNT; i++)
+    for (int i = 0; i < STORE_MAX_STMTS; i++)
         sqlite3_finalize(s->q[i]);
     sqlite3_close(s->db);
     free(s);
@@ -882,7 +805,7 @@ int store_row_done(json_t *o, int bad, json_t **out, srv_err *e)
     return 0;
 }
 
-int store_fetch_one(struct store *s, store_q q, store_row_fn fn, const char *kind,
+int store_fetch_one(struct store *s, store_sql *q, store_row_fn fn, const char *kind,
                     const char *key, json_t **out, srv_err *e)
 {
     *out = NULL;

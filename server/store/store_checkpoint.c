@@ -2,14 +2,9 @@
  * store_checkpoint.c - training checkpoints and resume after a restart:
  * a job's trainer state saved with an epoch's metrics (one row per job in
  * job_checkpoints, replaced by each save, see migrations/0002), loading it
- * back, rewinding a resumed job's metrics to it, and the SQL of the
- * resume-side statements store_jobs.c runs (the restart rule, the claim
- * of interrupted jobs, the cancel of a job waiting to resume).
- *
- * These statements are prepared through store_ck_stmt from the table
- * below rather than store.c's, so the resume rule lives in one place; they
- * share the connection's statement cache (store.q), which store_close
- * finalizes.
+ * back and rewinding a resumed job's metrics to it.  The restart rule
+ * itself (recovery at start-up, the claim of interrupted jobs) is
+ * store_jobs.c's, with its statements.
  */
 #include <math.h>
 #include <stdio.h>
@@ -19,71 +14,30 @@
 #include "store/store.h"
 #include "store/store_internal.h"
 
-#define NOW "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
-
-/* The latest values of a job as those of its metrics row ?2 (NULL when
- * ?2 is 0: no epoch yet). */
-#define METRIC_OF(col) \
-    "(SELECT " col " FROM job_metrics WHERE job = ?1 AND epoch = ?2)"
-
-/* For each job of an UPDATE jobs: a column of its checkpoint (c) joined
- * with the metrics row of the checkpoint's epoch (m); NULL without one. */
-#define CK_OF(col)                                                              \
-    "(SELECT " col " FROM job_checkpoints c LEFT JOIN job_metrics m "          \
-    "ON m.job = c.job AND m.epoch = c.epoch WHERE c.job = jobs.id)"
-
-static const char *const ck_sql[Q__COUNT] = {
-    [Q_CK_PUT] = "INSERT OR REPLACE INTO job_checkpoints(job, epoch, best_epoch, saved_at, state) "
-                 "VALUES (?1, ?2, ?3, " NOW ", ?4)",
-    [Q_CK_GET] = "SELECT epoch, best_epoch, state FROM job_checkpoints WHERE job = ?1",
-    [Q_CK_DELETE] = "DELETE FROM job_checkpoints WHERE job = ?1",
-    [Q_CK_DELETE_AFTER] = "DELETE FROM job_checkpoints WHERE job = ?1 AND epoch > ?2",
-    [Q_CK_DELETE_ENDED] = "DELETE FROM job_checkpoints WHERE job NOT IN "
-                          "(SELECT id FROM jobs WHERE status IN ('queued', 'running'))",
-    [Q_CK_METRICS_TRIM] = "DELETE FROM job_metrics WHERE job = ?1 AND epoch > ?2",
-    [Q_CK_METRIC_GET] = "SELECT train_loss, train_accuracy, val_loss, val_accuracy, seconds "
-                        "FROM job_metrics WHERE job = ?1 AND epoch = ?2",
-    [Q_CK_JOB_REWIND] = "UPDATE jobs SET epoch = ?2, train_loss = " METRIC_OF("train_loss")
-                        ", val_loss = " METRIC_OF("val_loss")
-                        ", val_accuracy = " METRIC_OF("val_accuracy")
-                        " WHERE id = ?1 AND status = 'running'",
-    [Q_CK_RECOVER_CANCEL] = "UPDATE jobs SET status = 'cancelled', error = NULL, resume = 0, "
-                            "finished_at = " NOW
-                            " WHERE status = 'running' AND cancel_requested != 0",
-    /* every running job waits for a worker, its progress shown as of
-     * its checkpoint (epoch 0 without one) from now on */
-    [Q_CK_RECOVER_RESUME] = "UPDATE jobs SET resume = 1, "
-                            "epoch = coalesce(" CK_OF("c.epoch") ", 0), "
-                            "train_loss = " CK_OF("m.train_loss") ", "
-                            "val_loss = " CK_OF("m.val_loss") ", "
-                            "val_accuracy = " CK_OF("m.val_accuracy")
-                            " WHERE status = 'running'",
-    [Q_CK_RECOVER_TRIM] = "DELETE FROM job_metrics WHERE job IN "
-                          "(SELECT id FROM jobs WHERE status = 'running') AND epoch > "
-                          "coalesce((SELECT c.epoch FROM job_checkpoints c "
-                          "WHERE c.job = job_metrics.job), 0)",
-    [Q_CK_OLDEST_RESUMABLE] = "SELECT id, model, params, base_version FROM jobs "
-                              "WHERE status = 'running' AND resume = 1 ORDER BY seq LIMIT 1",
-    [Q_CK_RESUME_CLAIM] = "UPDATE jobs SET resume = 0 WHERE id = ?1 AND status = 'running'",
-    [Q_CK_CANCEL_WAITING] = "UPDATE jobs SET status = 'cancelled', resume = 0, finished_at = " NOW
-                            " WHERE id = ?1 AND status = 'running' AND resume = 1",
-    [Q_CK_SET_BASE] = "UPDATE jobs SET base_version = ?2 WHERE id = ?1",
-    [Q_CK_LATEST_VERSION] = "SELECT coalesce(max(v.version), 0) FROM model_versions v "
-                            "JOIN models m ON m.id = v.model_id WHERE m.name = ?1",
-};
-
-sqlite3_stmt *store_ck_stmt(struct store *s, store_q q, srv_err *e)
-{
-    if ((unsigned)q >= (unsigned)Q__COUNT || !ck_sql[q]) {
-        err_set(e, ERR_INTERNAL, "store: statement %d is not a checkpoint statement", (int)q);
-        return NULL;
-    }
-    return store_stmt_sql(s, q, ck_sql[q], e);
-}
+/* The statements this file runs (store_internal.h: store_sql); every
+ * value is bound, nothing is ever formatted into SQL. */
+static store_sql sql_ck_put = {.sql =
+    "INSERT OR REPLACE INTO job_checkpoints(job, epoch, best_epoch, "
+    "saved_at, state) VALUES (?1, ?2, ?3, " NOW ", ?4)"};
+static store_sql sql_ck_get = {.sql =
+    "SELECT epoch, best_epoch, state FROM job_checkpoints WHERE job = ?1"};
+static store_sql sql_ck_delete = {.sql = "DELETE FROM job_checkpoints WHERE job = ?1"};
+static store_sql sql_ck_delete_after = {.sql =
+    "DELETE FROM job_checkpoints WHERE job = ?1 AND epoch > ?2"};
+static store_sql sql_ck_metrics_trim = {.sql =
+    "DELETE FROM job_metrics WHERE job = ?1 AND epoch > ?2"};
+static store_sql sql_ck_metric_get = {.sql =
+    "SELECT train_loss, train_accuracy, val_loss, val_accuracy, seconds "
+    "FROM job_metrics WHERE job = ?1 AND epoch = ?2"};
+static store_sql sql_ck_job_rewind = {.sql =
+    "UPDATE jobs SET epoch = ?2, train_loss = " METRIC_OF("train_loss")
+    ", val_loss = " METRIC_OF("val_loss")
+    ", val_accuracy = " METRIC_OF("val_accuracy")
+    " WHERE id = ?1 AND status = 'running'"};
 
 int store_ck_delete(struct store *s, const char *id, srv_err *e)
 {
-    sqlite3_stmt *st = store_ck_stmt(s, Q_CK_DELETE, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_ck_delete, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -100,7 +54,7 @@ int store_job_epoch_checkpoint(store *s, const char *id, const bp_epoch_metrics 
         return -1;
     if (store_job_epoch_in_tx(s, id, m, epochs, e) < 0)
         goto fail;
-    sqlite3_stmt *st = store_ck_stmt(s, Q_CK_PUT, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_ck_put, e);
     if (!st)
         goto fail;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -125,7 +79,7 @@ int store_job_checkpoint_load(store *s, const char *id, void **state, size_t *le
     *state = NULL;
     *len = 0;
     *epoch = *best_epoch = 0;
-    sqlite3_stmt *st = store_ck_stmt(s, Q_CK_GET, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_ck_get, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -160,9 +114,9 @@ int store_job_rewind(store *s, const char *id, uint32_t epoch, srv_err *e)
 {
     if (store_begin(s, e) < 0)
         return -1;
-    static const store_q steps[3] = {Q_CK_METRICS_TRIM, Q_CK_DELETE_AFTER, Q_CK_JOB_REWIND};
+    store_sql *const steps[3] = {&sql_ck_metrics_trim, &sql_ck_delete_after, &sql_ck_job_rewind};
     for (int i = 0; i < 3; i++) {
-        sqlite3_stmt *st = store_ck_stmt(s, steps[i], e);
+        sqlite3_stmt *st = store_stmt(s, steps[i], e);
         if (!st)
             goto fail;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -185,7 +139,7 @@ int store_job_epoch_get(store *s, const char *id, uint32_t epoch, bp_epoch_metri
                         srv_err *e)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = store_ck_stmt(s, Q_CK_METRIC_GET, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_ck_metric_get, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);

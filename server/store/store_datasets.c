@@ -10,6 +10,27 @@
 #include "store/store.h"
 #include "store/store_internal.h"
 
+/* The statements this file runs (store_internal.h: store_sql); every
+ * value is bound, nothing is ever formatted into SQL. */
+static store_sql sql_dataset_insert = {.sql =
+    "INSERT INTO datasets(name, created_at, rows, features, target_width, "
+    "n_classes, class_names, integer_targets, max_target, x, y, labels) "
+    "VALUES (?1, " NOW ", ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"};
+static store_sql sql_dataset_get = {.sql =
+    "SELECT name, rows, features, target_width, class_names, created_at "
+    "FROM datasets WHERE name = ?1"};
+static store_sql sql_dataset_list = {.sql =
+    "SELECT name, rows, features, target_width, class_names, created_at "
+    "FROM datasets ORDER BY name"};
+static store_sql sql_dataset_shape = {.sql =
+    "SELECT rows, features, target_width, n_classes, integer_targets, "
+    "max_target FROM datasets WHERE name = ?1"};
+store_sql sql_dataset_classes = {.sql = "SELECT class_names FROM datasets WHERE name = ?1"};
+static store_sql sql_dataset_delete = {.sql = "DELETE FROM datasets WHERE name = ?1"};
+static store_sql sql_dataset_active_job = {.sql =
+    "SELECT id, status FROM jobs WHERE dataset = ?1 "
+    "AND status IN ('queued', 'running') ORDER BY seq LIMIT 1"};
+
 /* Columns: name, rows, features, target_width, class_names, created_at. */
 static int dataset_from_row(sqlite3_stmt *st, json_t **out, srv_err *e)
 {
@@ -36,7 +57,7 @@ static int dataset_from_row(sqlite3_stmt *st, json_t **out, srv_err *e)
 
 int store_dataset_get(store *s, const char *name, json_t **out, srv_err *e)
 {
-    return store_fetch_one(s, Q_DATASET_GET, dataset_from_row, "dataset", name, out, e);
+    return store_fetch_one(s, &sql_dataset_get, dataset_from_row, "dataset", name, out, e);
 }
 
 int store_dataset_create(store *s, const char *name, const ds_data *d, json_t **out, srv_err *e)
@@ -45,7 +66,7 @@ int store_dataset_create(store *s, const char *name, const ds_data *d, json_t **
     store_bound tmp;
     if (store_begin(s, e) < 0)
         return -1;
-    sqlite3_stmt *st = store_stmt(s, Q_DATASET_INSERT, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_dataset_insert, e);
     if (!st)
         goto fail;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -80,7 +101,7 @@ fail:
 int store_dataset_list(store *s, json_t **out, srv_err *e)
 {
     *out = NULL;
-    sqlite3_stmt *st = store_stmt(s, Q_DATASET_LIST, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_dataset_list, e);
     if (!st)
         return -1;
     return store_fetch_all(s, st, dataset_from_row, "listing datasets", out, e);
@@ -90,7 +111,7 @@ int store_dataset_delete(store *s, const char *name, srv_err *e)
 {
     if (store_begin(s, e) < 0)
         return -1;
-    sqlite3_stmt *st = store_stmt(s, Q_DATASET_ACTIVE_JOB, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_dataset_active_job, e);
     if (!st)
         goto fail;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -108,7 +129,7 @@ int store_dataset_delete(store *s, const char *name, srv_err *e)
         store_fail(s, rc, "checking the jobs", e);
         goto fail;
     }
-    st = store_stmt(s, Q_DATASET_DELETE, e);
+    st = store_stmt(s, &sql_dataset_delete, e);
     if (!st)
         goto fail;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -127,7 +148,7 @@ fail:
 int store_dataset_shape(store *s, const char *name, fit_shape *out, srv_err *e)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = store_stmt(s, Q_DATASET_SHAPE, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_dataset_shape, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -151,7 +172,7 @@ int store_dataset_shape(store *s, const char *name, fit_shape *out, srv_err *e)
 int store_dataset_classes(store *s, const char *name, json_t **out, srv_err *e)
 {
     *out = NULL;
-    sqlite3_stmt *st = store_stmt(s, Q_DATASET_CLASSES, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_dataset_classes, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);

@@ -23,6 +23,7 @@ extern const int store_migrations_count;
 
 #include <jansson.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,94 +31,59 @@ extern const int store_migrations_count;
 #include "errors.h"
 #include "decode/fit.h"
 
-/* Every statement the store runs, prepared once per connection on first
- * use (SQLITE_PREPARE_PERSISTENT) and kept until store_close. */
-typedef enum {
-    Q_BEGIN,
-    Q_COMMIT,
-    Q_ROLLBACK,
-    /* models */
-    Q_MODEL_INSERT,
-    Q_MODEL_GET,
-    Q_MODEL_LIST,
-    Q_MODEL_ID,
-    Q_MODEL_DELETE,
-    Q_MODEL_TOUCH,
-    Q_MODEL_ACTIVE_JOB,
-    Q_VERSION_LIST,
-    Q_VERSION_BLOB,
-    Q_VERSION_LATEST_BLOB,
-    Q_VERSION_NEXT,
-    Q_VERSION_INSERT,
-    /* datasets */
-    Q_DATASET_INSERT,
-    Q_DATASET_GET,
-    Q_DATASET_LIST,
-    Q_DATASET_SHAPE,
-    Q_DATASET_CLASSES,
-    Q_DATASET_DATA,
-    Q_DATASET_DELETE,
-    Q_DATASET_ACTIVE_JOB,
-    Q_DATASET_EXISTS,
-    /* jobs */
-    Q_JOB_INSERT,
-    Q_JOB_DATA_INSERT,
-    Q_JOB_GET,
-    Q_JOB_LIST,
-    Q_JOB_LIST_MODEL,
-    Q_JOB_LIST_STATUS,
-    Q_JOB_LIST_BOTH,
-    Q_JOB_STATUS,
-    Q_JOB_CANCEL_QUEUED,
-    Q_JOB_CANCEL_RUNNING,
-    Q_JOB_METRICS,
-    Q_JOB_OLDEST_QUEUED,
-    Q_JOB_START,
-    Q_JOB_SOURCE,
-    Q_JOB_DATA_GET,
-    Q_JOB_DATA_CLASSES,
-    Q_JOB_METRIC_PUT,
-    Q_JOB_PROGRESS,
-    Q_JOB_CANCEL_FLAG,
-    Q_JOB_SUCCEED,
-    Q_JOB_END,
-    Q_JOB_RECOVER,
-    Q_JOB_COUNTS,
-    Q_JOB_QUEUED,
-    /* resume and checkpoints: their SQL lives in store_checkpoint.c and
-     * they are prepared with store_ck_stmt, never store_stmt */
-    Q_CK_PUT,
-    Q_CK_GET,
-    Q_CK_DELETE,
-    Q_CK_DELETE_AFTER,
-    Q_CK_DELETE_ENDED,
-    Q_CK_METRICS_TRIM,
-    Q_CK_METRIC_GET,
-    Q_CK_JOB_REWIND,
-    Q_CK_RECOVER_CANCEL,
-    Q_CK_RECOVER_RESUME,
-    Q_CK_RECOVER_TRIM,
-    Q_CK_OLDEST_RESUMABLE,
-    Q_CK_RESUME_CLAIM,
-    Q_CK_CANCEL_WAITING,
-    Q_CK_SET_BASE,
-    Q_CK_LATEST_VERSION,
-    Q__COUNT
-} store_q;
+/* A statement one store_*.c file runs, defined next to the code that
+ * runs it (no file lists another's statements).  Each connection prepares
+ * it once, on first use (SQLITE_PREPARE_PERSISTENT), into slot `slot` of
+ * its cache; slots are numbered as statements are first used, by any
+ * connection, and stay fixed.  Every value is bound: nothing is ever
+ * formatted into SQL. */
+typedef struct {
+    const char *sql;
+    atomic_int slot; /* 1 + the cache slot; 0 until first used */
+} store_sql;
+
+/* The most distinct statements a connection caches. */
+#define STORE_MAX_STMTS 128
 
 struct store {
     sqlite3 *db;
-    sqlite3_stmt *q[Q__COUNT];
+    sqlite3_stmt *q[STORE_MAX_STMTS];
     int version;            /* schema version after migrating */
 };
 
-/* The statement for q, reset and with its bindings cleared, ready to bind;
+/* SQL fragments the statements of several files share. */
+#define NOW "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+
+#define MODEL_COLS                                                                     \
+    "m.name, m.inputs, m.layers, m.loss, m.init, m.seed, m.parameters, m.created_at, " \
+    "m.updated_at, "                                                                   \
+    "(SELECT max(v.version) FROM model_versions v WHERE v.model_id = m.id), "          \
+    "(SELECT v.class_names FROM model_versions v WHERE v.model_id = m.id "             \
+    "ORDER BY v.version DESC LIMIT 1)"
+
+#define JOB_COLS                                                                     \
+    "id, model, dataset, status, epoch, epochs, train_loss, val_loss, val_accuracy, " \
+    "error, model_version, params, created_at, started_at, finished_at"
+
+#define DATA_COLS "rows, features, target_width, n_classes, class_names, x, y, labels"
+
+/* The latest values of a job as those of its metrics row ?2 (NULL when
+ * ?2 is 0: no epoch yet). */
+#define METRIC_OF(col) \
+    "(SELECT " col " FROM job_metrics WHERE job = ?1 AND epoch = ?2)"
+
+/* For each job of an UPDATE jobs: a column of its checkpoint (c) joined
+ * with the metrics row of the checkpoint's epoch (m); NULL without one. */
+#define CK_OF(col)                                                              \
+    "(SELECT " col " FROM job_checkpoints c LEFT JOIN job_metrics m "          \
+    "ON m.job = c.job AND m.epoch = c.epoch WHERE c.job = jobs.id)"
+
+/* The statement of q, reset and with its bindings cleared, ready to bind;
  * NULL (and *e set) when it cannot be prepared. */
-sqlite3_stmt *store_stmt(struct store *s, store_q q, srv_err *e);
-/* The same for the Q_CK_* statements (store_checkpoint.c holds their SQL). */
-sqlite3_stmt *store_ck_stmt(struct store *s, store_q q, srv_err *e);
-/* Both of them: slot q of the statement cache, prepared from sql once. */
-sqlite3_stmt *store_stmt_sql(struct store *s, store_q q, const char *sql, srv_err *e);
+sqlite3_stmt *store_stmt(struct store *s, store_sql *q, srv_err *e);
+/* Statements of one file another file runs too. */
+extern store_sql sql_model_id;        /* store_models.c: ?1 name -> id */
+extern store_sql sql_dataset_classes; /* store_datasets.c: ?1 name -> class_names */
 /* Deletes a job's checkpoint inside the caller's transaction (a job that
  * ends keeps none). */
 int store_ck_delete(struct store *s, const char *id, srv_err *e);
@@ -157,7 +123,7 @@ typedef int (*store_row_fn)(sqlite3_stmt *st, json_t **out, srv_err *e);
 int store_row_done(json_t *o, int bad, json_t **out, srv_err *e);
 /* Runs q (one text parameter: key), expected to return one row: the row's
  * object, ERR_NOT_FOUND "<kind> \"<key>\" not found" without one. */
-int store_fetch_one(struct store *s, store_q q, store_row_fn fn, const char *kind,
+int store_fetch_one(struct store *s, store_sql *q, store_row_fn fn, const char *kind,
                     const char *key, json_t **out, srv_err *e);
 /* Steps a bound statement to the end: an array of the rows' objects.
  * `what` names the listing in errors.  Resets st. */

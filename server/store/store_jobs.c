@@ -22,6 +22,104 @@
 #include "store/store.h"
 #include "store/store_internal.h"
 
+/* The statements this file runs (store_internal.h: store_sql); every
+ * value is bound, nothing is ever formatted into SQL. */
+static store_sql sql_model_touch = {.sql = "UPDATE models SET updated_at = " NOW " WHERE id = ?1"};
+static store_sql sql_version_next = {.sql =
+    "SELECT coalesce(max(version), 0) + 1 FROM model_versions "
+    "WHERE model_id = ?1"};
+static store_sql sql_version_insert = {.sql =
+    "INSERT INTO model_versions(model_id, version, job, class_names, "
+    "train_loss, val_loss, val_accuracy, created_at, blob) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, " NOW ", ?8)"};
+static store_sql sql_dataset_data = {.sql = "SELECT " DATA_COLS " FROM datasets WHERE name = ?1"};
+static store_sql sql_dataset_exists = {.sql = "SELECT 1 FROM datasets WHERE name = ?1"};
+static store_sql sql_job_insert = {.sql =
+    "INSERT INTO jobs(id, model, dataset, status, params, epochs, created_at) "
+    "VALUES (?1, ?2, ?3, 'queued', ?4, ?5, " NOW ")"};
+static store_sql sql_job_data_insert = {.sql =
+    "INSERT INTO job_data(job_id, rows, features, target_width, "
+    "n_classes, class_names, integer_targets, max_target, x, y, labels) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"};
+static store_sql sql_job_get = {.sql = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1"};
+static store_sql sql_job_list = {.sql = "SELECT " JOB_COLS " FROM jobs ORDER BY seq"};
+static store_sql sql_job_list_model = {.sql =
+    "SELECT " JOB_COLS " FROM jobs WHERE model = ?1 ORDER BY seq"};
+static store_sql sql_job_list_status = {.sql =
+    "SELECT " JOB_COLS " FROM jobs WHERE status = ?1 ORDER BY seq"};
+static store_sql sql_job_list_both = {.sql =
+    "SELECT " JOB_COLS " FROM jobs WHERE model = ?1 AND status = ?2 "
+    "ORDER BY seq"};
+static store_sql sql_job_status = {.sql = "SELECT status FROM jobs WHERE id = ?1"};
+static store_sql sql_job_cancel_queued = {.sql =
+    "UPDATE jobs SET status = 'cancelled', finished_at = " NOW
+    " WHERE id = ?1 AND status = 'queued'"};
+static store_sql sql_job_cancel_running = {.sql =
+    "UPDATE jobs SET cancel_requested = 1 "
+    "WHERE id = ?1 AND status = 'running'"};
+static store_sql sql_job_metrics = {.sql =
+    "SELECT epoch, train_loss, train_accuracy, val_loss, val_accuracy, "
+    "seconds FROM job_metrics WHERE job = ?1 ORDER BY epoch"};
+static store_sql sql_job_oldest_queued = {.sql =
+    "SELECT id, model, params FROM jobs WHERE status = 'queued' "
+    "ORDER BY seq LIMIT 1"};
+static store_sql sql_job_start = {.sql =
+    "UPDATE jobs SET status = 'running', started_at = " NOW
+    ", cancel_requested = 0 WHERE id = ?1 AND status = 'queued'"};
+static store_sql sql_job_source = {.sql = "SELECT model, dataset, status FROM jobs WHERE id = ?1"};
+static store_sql sql_job_data_get = {.sql = "SELECT " DATA_COLS " FROM job_data WHERE job_id = ?1"};
+static store_sql sql_job_data_classes = {.sql =
+    "SELECT class_names FROM job_data WHERE job_id = ?1"};
+static store_sql sql_job_metric_put = {.sql =
+    "INSERT OR REPLACE INTO job_metrics(job, epoch, train_loss, "
+    "train_accuracy, val_loss, val_accuracy, seconds) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"};
+static store_sql sql_job_progress = {.sql =
+    "UPDATE jobs SET epoch = ?2, epochs = coalesce(?3, epochs), train_loss = ?4, "
+    "val_loss = ?5, val_accuracy = ?6 WHERE id = ?1 AND status = 'running'"};
+static store_sql sql_job_cancel_flag = {.sql = "SELECT cancel_requested FROM jobs WHERE id = ?1"};
+static store_sql sql_job_succeed = {.sql =
+    "UPDATE jobs SET status = 'succeeded', model_version = ?2, error = NULL, "
+    "finished_at = " NOW " WHERE id = ?1 AND status = 'running'"};
+static store_sql sql_job_end = {.sql =
+    "UPDATE jobs SET status = ?2, error = ?3, finished_at = " NOW
+    " WHERE id = ?1 AND status IN ('queued', 'running')"};
+static store_sql sql_job_counts = {.sql = "SELECT status, count(*) FROM jobs GROUP BY status"};
+static store_sql sql_job_queued = {.sql = "SELECT count(*) FROM jobs WHERE status = 'queued'"};
+static store_sql sql_ck_delete_ended = {.sql =
+    "DELETE FROM job_checkpoints WHERE job NOT IN "
+    "(SELECT id FROM jobs WHERE status IN ('queued', 'running'))"};
+static store_sql sql_ck_recover_cancel = {.sql =
+    "UPDATE jobs SET status = 'cancelled', error = NULL, resume = 0, "
+    "finished_at = " NOW
+    " WHERE status = 'running' AND cancel_requested != 0"};
+/* every running job waits for a worker, its progress shown as of its
+ * checkpoint (epoch 0 without one) from now on */
+static store_sql sql_ck_recover_resume = {.sql =
+    "UPDATE jobs SET resume = 1, "
+    "epoch = coalesce(" CK_OF("c.epoch") ", 0), "
+    "train_loss = " CK_OF("m.train_loss") ", "
+    "val_loss = " CK_OF("m.val_loss") ", "
+    "val_accuracy = " CK_OF("m.val_accuracy")
+    " WHERE status = 'running'"};
+static store_sql sql_ck_recover_trim = {.sql =
+    "DELETE FROM job_metrics WHERE job IN "
+    "(SELECT id FROM jobs WHERE status = 'running') AND epoch > "
+    "coalesce((SELECT c.epoch FROM job_checkpoints c "
+    "WHERE c.job = job_metrics.job), 0)"};
+static store_sql sql_ck_oldest_resumable = {.sql =
+    "SELECT id, model, params, base_version FROM jobs "
+    "WHERE status = 'running' AND resume = 1 ORDER BY seq LIMIT 1"};
+static store_sql sql_ck_resume_claim = {.sql =
+    "UPDATE jobs SET resume = 0 WHERE id = ?1 AND status = 'running'"};
+static store_sql sql_ck_cancel_waiting = {.sql =
+    "UPDATE jobs SET status = 'cancelled', resume = 0, finished_at = " NOW
+    " WHERE id = ?1 AND status = 'running' AND resume = 1"};
+static store_sql sql_ck_set_base = {.sql = "UPDATE jobs SET base_version = ?2 WHERE id = ?1"};
+static store_sql sql_ck_latest_version = {.sql =
+    "SELECT coalesce(max(v.version), 0) FROM model_versions v "
+    "JOIN models m ON m.id = v.model_id WHERE m.name = ?1"};
+
 static const char *const job_statuses[5] = {"queued", "running", "succeeded", "failed",
                                             "cancelled"};
 
@@ -84,11 +182,11 @@ static int job_from_row(sqlite3_stmt *st, json_t **out, srv_err *e)
 
 int store_job_get(store *s, const char *id, json_t **out, srv_err *e)
 {
-    return store_fetch_one(s, Q_JOB_GET, job_from_row, "job", id, out, e);
+    return store_fetch_one(s, &sql_job_get, job_from_row, "job", id, out, e);
 }
 
 /* ERR_NOT_FOUND unless the row exists (with q returning one column). */
-static int must_exist(struct store *s, store_q q, const char *kind, const char *name, srv_err *e)
+static int must_exist(struct store *s, store_sql *q, const char *kind, const char *name, srv_err *e)
 {
     sqlite3_stmt *st = store_stmt(s, q, e);
     if (!st)
@@ -105,7 +203,7 @@ static int must_exist(struct store *s, store_q q, const char *kind, const char *
 
 static int count_queued(struct store *s, long *n, srv_err *e)
 {
-    sqlite3_stmt *st = store_stmt(s, Q_JOB_QUEUED, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_job_queued, e);
     if (!st)
         return -1;
     int rc = sqlite3_step(st), r = 0;
@@ -139,9 +237,9 @@ int store_job_create(store *s, const json_t *params, const ds_data *inline_data,
     int r = -1;
     if (store_begin(s, e) < 0)
         goto out;
-    if (must_exist(s, Q_MODEL_ID, "model", model, e) < 0)
+    if (must_exist(s, &sql_model_id, "model", model, e) < 0)
         goto fail;
-    if (dataset && must_exist(s, Q_DATASET_EXISTS, "dataset", dataset, e) < 0)
+    if (dataset && must_exist(s, &sql_dataset_exists, "dataset", dataset, e) < 0)
         goto fail;
     /* Counted inside the write transaction, so concurrent creates cannot
      * overshoot the limit.  0 means no limit. */
@@ -153,7 +251,7 @@ int store_job_create(store *s, const json_t *params, const ds_data *inline_data,
                 queued);
         goto fail;
     }
-    sqlite3_stmt *st = store_stmt(s, Q_JOB_INSERT, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_job_insert, e);
     if (!st)
         goto fail;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -167,7 +265,7 @@ int store_job_create(store *s, const json_t *params, const ds_data *inline_data,
     if (store_exec_stmt(s, st, "queueing a job", e) < 0)
         goto fail;
     if (inline_data) {
-        st = store_stmt(s, Q_JOB_DATA_INSERT, e);
+        st = store_stmt(s, &sql_job_data_insert, e);
         if (!st)
             goto fail;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -199,10 +297,10 @@ out:
 int store_job_list(store *s, const char *model, const char *status, json_t **out, srv_err *e)
 {
     *out = NULL;
-    store_q q = model && status ? Q_JOB_LIST_BOTH
-                : model         ? Q_JOB_LIST_MODEL
-                : status        ? Q_JOB_LIST_STATUS
-                                : Q_JOB_LIST;
+    store_sql *q = model && status ? &sql_job_list_both
+                : model         ? &sql_job_list_model
+                : status        ? &sql_job_list_status
+                                : &sql_job_list;
     sqlite3_stmt *st = store_stmt(s, q, e);
     if (!st)
         return -1;
@@ -217,7 +315,7 @@ int store_job_list(store *s, const char *model, const char *status, json_t **out
 /* The status of a job into buf; ERR_NOT_FOUND when there is none. */
 static int job_status(struct store *s, const char *id, char *buf, size_t len, srv_err *e)
 {
-    sqlite3_stmt *st = store_stmt(s, Q_JOB_STATUS, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_job_status, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -246,7 +344,7 @@ static int not_updatable(struct store *s, const char *id, const char *want, srv_
  * 1 when it was one, 0 when a worker owns it, -1 on error. */
 static int cancel_waiting(struct store *s, const char *id, srv_err *e)
 {
-    sqlite3_stmt *st = store_ck_stmt(s, Q_CK_CANCEL_WAITING, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_ck_cancel_waiting, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -266,19 +364,19 @@ int store_job_cancel(store *s, const char *id, int *was_running, json_t **out, s
     char status[16];
     if (job_status(s, id, status, sizeof status, e) < 0)
         goto fail;
-    store_q q = Q_JOB_CANCEL_QUEUED;
+    store_sql *q = &sql_job_cancel_queued;
     if (strcmp(status, "running") == 0) {
         int w = cancel_waiting(s, id, e);
         if (w < 0)
             goto fail;
-        q = w ? Q__COUNT : Q_JOB_CANCEL_RUNNING;
+        q = w ? NULL : &sql_job_cancel_running;
         *was_running = !w;
     } else if (strcmp(status, "queued") != 0) {
         err_set(e, ERR_CONFLICT, "job %s has already finished (%s); nothing to cancel", id,
                 status);
         goto fail;
     }
-    if (q != Q__COUNT) {
+    if (q) {
         sqlite3_stmt *st = store_stmt(s, q, e);
         if (!st)
             goto fail;
@@ -309,7 +407,7 @@ int store_job_metrics(store *s, const char *id, json_t **out, srv_err *e)
     json_t *a = json_array();
     if (!a)
         return store_oom(e);
-    sqlite3_stmt *st = store_stmt(s, Q_JOB_METRICS, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_job_metrics, e);
     if (!st) {
         json_decref(a);
         return -1;
@@ -373,7 +471,7 @@ void store_claim_clear(store_claim *c)
 static int job_end_in_tx(struct store *s, const char *id, const char *status, const char *error,
                          srv_err *e)
 {
-    sqlite3_stmt *st = store_stmt(s, Q_JOB_END, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_job_end, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -394,9 +492,9 @@ static int job_end_in_tx(struct store *s, const char *id, const char *status, co
  * else the oldest queued.  1 found, 0 none, -1 error. */
 static int claim_pick(struct store *s, store_claim *c, srv_err *e)
 {
-    static const store_q order[2] = {Q_CK_OLDEST_RESUMABLE, Q_JOB_OLDEST_QUEUED};
+    store_sql *const order[2] = {&sql_ck_oldest_resumable, &sql_job_oldest_queued};
     for (int i = 0; i < 2; i++) {
-        sqlite3_stmt *st = i == 0 ? store_ck_stmt(s, order[i], e) : store_stmt(s, order[i], e);
+        sqlite3_stmt *st = store_stmt(s, order[i], e);
         if (!st)
             return -1;
         int rc = sqlite3_step(st);
@@ -427,8 +525,8 @@ static int claim_pick(struct store *s, store_claim *c, srv_err *e)
  * version as the base it starts (and would resume) from. */
 static int claim_take(struct store *s, store_claim *c, srv_err *e)
 {
-    sqlite3_stmt *st = c->resumed ? store_ck_stmt(s, Q_CK_RESUME_CLAIM, e)
-                                  : store_stmt(s, Q_JOB_START, e);
+    sqlite3_stmt *st = c->resumed ? store_stmt(s, &sql_ck_resume_claim, e)
+                                  : store_stmt(s, &sql_job_start, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
@@ -436,7 +534,7 @@ static int claim_take(struct store *s, store_claim *c, srv_err *e)
         return -1;
     if (c->resumed || !json_is_true(json_object_get(c->params, "warm_start")))
         return 0;
-    st = store_ck_stmt(s, Q_CK_LATEST_VERSION, e);
+    st = store_stmt(s, &sql_ck_latest_version, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, c->model, -1, SQLITE_STATIC);
@@ -448,7 +546,7 @@ static int claim_take(struct store *s, store_claim *c, srv_err *e)
     if (v <= 0 || v > UINT32_MAX)
         return 0; /* no version: the worker fails the job saying so */
     c->base_version = (uint32_t)v;
-    st = store_ck_stmt(s, Q_CK_SET_BASE, e);
+    st = store_stmt(s, &sql_ck_set_base, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
@@ -509,7 +607,7 @@ int store_job_claim(store *s, store_claim *c, srv_err *e)
 int store_job_data(store *s, const char *id, ds_data **out, srv_err *e)
 {
     *out = NULL;
-    sqlite3_stmt *st = store_stmt(s, Q_JOB_SOURCE, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_job_source, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -527,7 +625,7 @@ int store_job_data(store *s, const char *id, ds_data **out, srv_err *e)
         return store_fail(s, rc, "reading a job", e);
 
     char what[192];
-    st = store_stmt(s, named ? Q_DATASET_DATA : Q_JOB_DATA_GET, e);
+    st = store_stmt(s, named ? &sql_dataset_data : &sql_job_data_get, e);
     if (!st)
         return -1;
     if (named) {
@@ -554,7 +652,7 @@ int store_job_epoch_in_tx(struct store *s, const char *id, const bp_epoch_metric
 {
     /* The job row first: a job that is gone or not running gets a clear
      * error, not a foreign-key failure from the metrics insert. */
-    sqlite3_stmt *st = store_stmt(s, Q_JOB_PROGRESS, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_job_progress, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -572,7 +670,7 @@ int store_job_epoch_in_tx(struct store *s, const char *id, const bp_epoch_metric
         return not_updatable(s, id, "running", e);
     /* OR REPLACE: an epoch that runs again replaces its row (a resumed job
      * also deletes the later rows first, store_job_rewind). */
-    st = store_stmt(s, Q_JOB_METRIC_PUT, e);
+    st = store_stmt(s, &sql_job_metric_put, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -599,7 +697,7 @@ int store_job_epoch(store *s, const char *id, const bp_epoch_metrics *m, uint32_
 
 int store_job_cancel_requested(store *s, const char *id)
 {
-    sqlite3_stmt *st = store_stmt(s, Q_JOB_CANCEL_FLAG, NULL);
+    sqlite3_stmt *st = store_stmt(s, &sql_job_cancel_flag, NULL);
     if (!st)
         return 0;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -614,7 +712,7 @@ static int job_class_names(struct store *s, const char *id, const char *dataset,
                            srv_err *e)
 {
     *out = NULL;
-    sqlite3_stmt *st = store_stmt(s, dataset ? Q_DATASET_CLASSES : Q_JOB_DATA_CLASSES, e);
+    sqlite3_stmt *st = store_stmt(s, dataset ? &sql_dataset_classes : &sql_job_data_classes, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, dataset ? dataset : id, -1, SQLITE_STATIC);
@@ -640,7 +738,7 @@ int store_job_succeed(store *s, const char *id, const char *model, const void *b
     char *classes = NULL;
     if (store_begin(s, e) < 0)
         return -1;
-    sqlite3_stmt *st = store_stmt(s, Q_JOB_SOURCE, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_job_source, e);
     if (!st)
         goto fail;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -676,7 +774,7 @@ int store_job_succeed(store *s, const char *id, const char *model, const void *b
     if (job_class_names(s, id, named ? dataset : NULL, &classes, e) < 0)
         goto fail;
 
-    st = store_stmt(s, Q_VERSION_NEXT, e);
+    st = store_stmt(s, &sql_version_next, e);
     if (!st)
         goto fail;
     sqlite3_bind_int64(st, 1, model_id);
@@ -688,7 +786,7 @@ int store_job_succeed(store *s, const char *id, const char *model, const void *b
         goto fail;
     }
 
-    st = store_stmt(s, Q_VERSION_INSERT, e);
+    st = store_stmt(s, &sql_version_insert, e);
     if (!st)
         goto fail;
     sqlite3_bind_int64(st, 1, model_id);
@@ -709,14 +807,14 @@ int store_job_succeed(store *s, const char *id, const char *model, const void *b
     if (store_exec_stmt(s, st, "storing a model version", e) < 0)
         goto fail;
 
-    st = store_stmt(s, Q_MODEL_TOUCH, e);
+    st = store_stmt(s, &sql_model_touch, e);
     if (!st)
         goto fail;
     sqlite3_bind_int64(st, 1, model_id);
     if (store_exec_stmt(s, st, "updating a model", e) < 0)
         goto fail;
 
-    st = store_stmt(s, Q_JOB_SUCCEED, e);
+    st = store_stmt(s, &sql_job_succeed, e);
     if (!st)
         goto fail;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -765,22 +863,22 @@ int store_recover_running(store *s, srv_err *e)
         return -1;
     /* A cancel the worker had not acted on yet: the caller was told the
      * job would end cancelled, so it does, with no version. */
-    sqlite3_stmt *st = store_ck_stmt(s, Q_CK_RECOVER_CANCEL, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_ck_recover_cancel, e);
     if (!st || store_exec_stmt(s, st, "recovering running jobs", e) < 0)
         goto fail;
     /* The rest resume from their checkpoints: what ran after one is
      * forgotten now (it runs again), so the API shows each job as it will
      * continue from the moment the daemon answers. */
-    st = store_ck_stmt(s, Q_CK_RECOVER_RESUME, e);
+    st = store_stmt(s, &sql_ck_recover_resume, e);
     if (!st || store_exec_stmt(s, st, "recovering running jobs", e) < 0)
         goto fail;
     int n = sqlite3_changes(s->db);
-    st = store_ck_stmt(s, Q_CK_RECOVER_TRIM, e);
+    st = store_stmt(s, &sql_ck_recover_trim, e);
     if (!st || store_exec_stmt(s, st, "recovering running jobs", e) < 0)
         goto fail;
     /* Ended jobs keep no checkpoint (those just cancelled, and any left
      * by an older binary). */
-    st = store_ck_stmt(s, Q_CK_DELETE_ENDED, e);
+    st = store_stmt(s, &sql_ck_delete_ended, e);
     if (!st || store_exec_stmt(s, st, "recovering running jobs", e) < 0)
         goto fail;
     if (store_commit(s, e) < 0)
@@ -795,7 +893,7 @@ int store_job_counts(store *s, long counts[5], srv_err *e)
 {
     for (int i = 0; i < 5; i++)
         counts[i] = 0;
-    sqlite3_stmt *st = store_stmt(s, Q_JOB_COUNTS, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_job_counts, e);
     if (!st)
         return -1;
     int rc;

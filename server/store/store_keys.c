@@ -15,7 +15,6 @@
 #include "store/store.h"
 #include "store/store_internal.h"
 
-#define NOW "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
 /* A statement for one call; NULL with *e set when it cannot be prepared. */
 static sqlite3_stmt *key_stmt(struct store *s, const char *sql, srv_err *e)

@@ -14,6 +14,29 @@
 #include "store/store.h"
 #include "store/store_internal.h"
 
+/* The statements this file runs (store_internal.h: store_sql); every
+ * value is bound, nothing is ever formatted into SQL. */
+static store_sql sql_model_insert = {.sql =
+    "INSERT INTO models(name, inputs, layers, loss, init, seed, parameters, "
+    "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, " NOW
+    ", " NOW ")"};
+static store_sql sql_model_get = {.sql = "SELECT " MODEL_COLS " FROM models m WHERE m.name = ?1"};
+static store_sql sql_model_list = {.sql = "SELECT " MODEL_COLS " FROM models m ORDER BY m.name"};
+store_sql sql_model_id = {.sql = "SELECT id FROM models WHERE name = ?1"};
+static store_sql sql_model_delete = {.sql = "DELETE FROM models WHERE id = ?1"};
+static store_sql sql_model_active_job = {.sql =
+    "SELECT id, status FROM jobs WHERE model = ?1 "
+    "AND status IN ('queued', 'running') ORDER BY seq LIMIT 1"};
+static store_sql sql_version_list = {.sql =
+    "SELECT version, job, created_at, train_loss, val_loss, val_accuracy "
+    "FROM model_versions WHERE model_id = ?1 ORDER BY version"};
+static store_sql sql_version_blob = {.sql =
+    "SELECT version, blob FROM model_versions "
+    "WHERE model_id = ?1 AND version = ?2"};
+static store_sql sql_version_latest_blob = {.sql =
+    "SELECT version, blob FROM model_versions WHERE model_id = ?1 "
+    "ORDER BY version DESC LIMIT 1"};
+
 /* Columns of MODEL_COLS: name, inputs, layers, loss, init, seed,
  * parameters, created_at, updated_at, latest version, latest class names.
  * full = 0 gives the canonical spec only. */
@@ -60,13 +83,13 @@ static int model_row_spec(sqlite3_stmt *st, json_t **out, srv_err *e)
 
 static int model_fetch(struct store *s, const char *name, int full, json_t **out, srv_err *e)
 {
-    return store_fetch_one(s, Q_MODEL_GET, full ? model_row_full : model_row_spec, "model", name,
+    return store_fetch_one(s, &sql_model_get, full ? model_row_full : model_row_spec, "model", name,
                            out, e);
 }
 
 int store_model_id(struct store *s, const char *name, int64_t *id, srv_err *e)
 {
-    sqlite3_stmt *st = store_stmt(s, Q_MODEL_ID, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_model_id, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -104,7 +127,7 @@ int store_model_create(store *s, const json_t *spec, json_t **out, srv_err *e)
     int r = -1;
     if (store_begin(s, e) < 0)
         goto out;
-    sqlite3_stmt *st = store_stmt(s, Q_MODEL_INSERT, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_model_insert, e);
     if (!st)
         goto fail;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -150,14 +173,14 @@ int store_model_get(store *s, const char *name, json_t **out, srv_err *e)
 int store_model_list(store *s, json_t **out, srv_err *e)
 {
     *out = NULL;
-    sqlite3_stmt *st = store_stmt(s, Q_MODEL_LIST, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_model_list, e);
     if (!st)
         return -1;
     return store_fetch_all(s, st, model_row_full, "listing models", out, e);
 }
 
 /* ERR_CONFLICT naming the first queued or running job found by q. */
-static int refuse_if_busy(struct store *s, store_q q, const char *kind, const char *name,
+static int refuse_if_busy(struct store *s, store_sql *q, const char *kind, const char *name,
                           srv_err *e)
 {
     sqlite3_stmt *st = store_stmt(s, q, e);
@@ -182,9 +205,9 @@ int store_model_delete(store *s, const char *name, srv_err *e)
         return -1;
     int64_t id = 0;
     if (store_model_id(s, name, &id, e) < 0 ||
-        refuse_if_busy(s, Q_MODEL_ACTIVE_JOB, "model", name, e) < 0)
+        refuse_if_busy(s, &sql_model_active_job, "model", name, e) < 0)
         goto fail;
-    sqlite3_stmt *st = store_stmt(s, Q_MODEL_DELETE, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_model_delete, e);
     if (!st)
         goto fail;
     sqlite3_bind_int64(st, 1, id);
@@ -205,7 +228,7 @@ int store_model_versions(store *s, const char *name, json_t **out, srv_err *e)
     json_t *a = json_array();
     if (!a)
         return store_oom(e);
-    sqlite3_stmt *st = store_stmt(s, Q_VERSION_LIST, e);
+    sqlite3_stmt *st = store_stmt(s, &sql_version_list, e);
     if (!st) {
         json_decref(a);
         return -1;
@@ -251,7 +274,7 @@ int store_version_blob(store *s, const char *name, uint32_t version, void **blob
     int64_t id = 0;
     if (store_model_id(s, name, &id, e) < 0)
         return -1;
-    sqlite3_stmt *st = store_stmt(s, version ? Q_VERSION_BLOB : Q_VERSION_LATEST_BLOB, e);
+    sqlite3_stmt *st = store_stmt(s, version ? &sql_version_blob : &sql_version_latest_blob, e);
     if (!st)
         return -1;
     sqlite3_bind_int64(st, 1, id);
