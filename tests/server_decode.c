@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "decode/decode.h"
+#include "store/canon.h"
 #include "srv_limits.h"
 
 static srv_limits dec_limits(void)
@@ -791,7 +792,7 @@ Test(decode_job, bad_bodies_name_the_field)
     }
 }
 
-Test(decode_job, params_to_config)
+Test(decode_job, canon_job_config)
 {
     srv_limits l = dec_limits();
     srv_err e = {0};
@@ -809,7 +810,7 @@ Test(decode_job, params_to_config)
     json_t *stored = dec_parse(text);
     bp_train_config c;
     int warm = 0;
-    cr_assert_eq(params_to_config(stored, &c, &warm, &e), 0, "%s", e.msg);
+    cr_assert_eq(canon_job_config(stored, &c, &warm, &e), 0, "%s", e.msg);
     cr_expect_eq(c.epochs, 7);
     cr_expect_eq(c.batch_size, 5);
     cr_expect_eq(c.optimizer, BP_OPT_SGD);
@@ -836,7 +837,7 @@ Test(decode_job, params_to_config)
     /* Defaults: adam, constant schedule, early stopping off. */
     b = dec_parse("{\"model\":\"m\",\"dataset\":\"d\"}");
     cr_assert_eq(decode_job(b, &l, &p, &d, &e), 0, "%s", e.msg);
-    cr_assert_eq(params_to_config(p, &c, &warm, &e), 0, "%s", e.msg);
+    cr_assert_eq(canon_job_config(p, &c, &warm, &e), 0, "%s", e.msg);
     cr_expect_eq(c.epochs, 10);
     cr_expect_eq(c.batch_size, 32);
     cr_expect_eq(c.optimizer, BP_OPT_ADAM);
@@ -856,7 +857,7 @@ Test(decode_job, params_to_config)
 
     /* Damaged params are a server fault. */
     b = dec_parse("{\"epochs\":\"x\"}");
-    cr_expect_eq(params_to_config(b, &c, &warm, &e), -1);
+    cr_expect_eq(canon_job_config(b, &c, &warm, &e), -1);
     cr_expect_eq(e.code, ERR_INTERNAL);
     json_decref(b);
 }

@@ -172,7 +172,7 @@ static char *create_job(store *s, const char *model, const char *dataset, const 
     return id;
 }
 
-static const char *job_status(store *s, const char *id, json_t **keep)
+static const char *job_status_of(store *s, const char *id, json_t **keep)
 {
     srv_err e = {0};
     cr_assert_eq(store_job_get(s, id, keep, &e), 0, "%s", e.msg);
@@ -445,7 +445,7 @@ Test(store, job_claim_epochs_succeed_gives_versions_1_and_2)
     cr_assert_str_neq(id1, id2);
 
     json_t *j = NULL;
-    cr_assert_str_eq(job_status(s, id1, &j), "queued");
+    cr_assert_str_eq(job_status_of(s, id1, &j), "queued");
     cr_assert_eq(json_integer_value(json_object_get(j, "epochs")), 10);
     cr_assert(json_is_null(json_object_get(j, "train_loss")));
     cr_assert(json_is_null(json_object_get(j, "started_at")));
@@ -465,7 +465,7 @@ Test(store, job_claim_epochs_succeed_gives_versions_1_and_2)
     cr_assert_eq(json_integer_value(json_object_get(c.spec, "inputs")), 4);
     cr_assert_eq(json_integer_value(json_object_get(c.params, "epochs")), 10);
     store_claim_clear(&c);
-    cr_assert_str_eq(job_status(s, id1, &j), "running");
+    cr_assert_str_eq(job_status_of(s, id1, &j), "running");
     cr_assert(json_is_string(json_object_get(j, "started_at")));
     json_decref(j);
 
@@ -492,7 +492,7 @@ Test(store, job_claim_epochs_succeed_gives_versions_1_and_2)
     cr_assert_eq(json_real_value(json_object_get(e2, "val_loss")), 0.8);
     json_decref(mt);
 
-    cr_assert_str_eq(job_status(s, id1, &j), "running");
+    cr_assert_str_eq(job_status_of(s, id1, &j), "running");
     cr_assert_eq(json_integer_value(json_object_get(j, "epoch")), 2);
     cr_assert_eq(json_real_value(json_object_get(j, "progress")), 0.2);
     cr_assert_eq(json_real_value(json_object_get(j, "train_loss")), 0.75);
@@ -503,7 +503,7 @@ Test(store, job_claim_epochs_succeed_gives_versions_1_and_2)
     cr_assert_eq(store_job_succeed(s, id1, "iris", blob1, sizeof blob1, &m, &v, &e), 0, "%s",
                  e.msg);
     cr_assert_eq(v, 1);
-    cr_assert_str_eq(job_status(s, id1, &j), "succeeded");
+    cr_assert_str_eq(job_status_of(s, id1, &j), "succeeded");
     cr_assert_eq(json_integer_value(json_object_get(j, "model_version")), 1);
     cr_assert_eq(json_real_value(json_object_get(j, "progress")), 1.0);
     cr_assert(json_is_string(json_object_get(j, "finished_at")));
@@ -556,17 +556,17 @@ Test(store, job_claim_epochs_succeed_gives_versions_1_and_2)
     cr_assert_eq(store_version_blob(s, "iris", 3, &blob, &len, &got, &e), -1);
     cr_assert_eq(e.code, ERR_NOT_FOUND);
 
-    long counts[5];
+    long counts[JOB_STATUS_COUNT];
     cr_assert_eq(store_job_counts(s, counts, &e), 0);
     cr_assert_eq(counts[2], 2);
     cr_assert_eq(counts[0] + counts[1] + counts[3] + counts[4], 0);
 
     json_t *list = NULL;
-    cr_assert_eq(store_job_list(s, "iris", "succeeded", &list, &e), 0);
+    cr_assert_eq(store_job_list(s, "iris", &(job_status){JOB_SUCCEEDED}, &list, &e), 0);
     cr_assert_eq(json_array_size(list), 2);
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "id")), id1);
     json_decref(list);
-    cr_assert_eq(store_job_list(s, NULL, "queued", &list, &e), 0);
+    cr_assert_eq(store_job_list(s, NULL, &(job_status){JOB_QUEUED}, &list, &e), 0);
     cr_assert_eq(json_array_size(list), 0);
     json_decref(list);
     free(id1);
@@ -645,8 +645,8 @@ Test(store, cancel_queued_running_finished)
     cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "running");
     json_decref(j);
     cr_assert_eq(store_job_cancel_requested(s, a), 1);
-    cr_assert_eq(store_job_end(s, a, "cancelled", NULL, &e), 0, "%s", e.msg);
-    cr_assert_str_eq(job_status(s, a, &j), "cancelled");
+    cr_assert_eq(store_job_end(s, a, JOB_CANCELLED, NULL, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(job_status_of(s, a, &j), "cancelled");
     cr_assert(json_is_null(json_object_get(j, "error")));
     cr_assert(json_is_null(json_object_get(j, "model_version")));
     json_decref(j);
@@ -656,7 +656,7 @@ Test(store, cancel_queued_running_finished)
     cr_assert_null(j);
     cr_assert_eq(store_job_cancel(s, "j_nope", &was_running, &j, &e), -1);
     cr_assert_eq(e.code, ERR_NOT_FOUND);
-    cr_assert_eq(store_job_end(s, a, "failed", "x", &e), -1);
+    cr_assert_eq(store_job_end(s, a, JOB_FAILED, "x", &e), -1);
     cr_assert_eq(e.code, ERR_CONFLICT);
 
     /* No version for a cancelled job. */
@@ -757,13 +757,13 @@ Test(store, recover_running_resumes_and_honours_cancel)
     /* "Restart": a new connection finds two running jobs. */
     s = open_ok();
     cr_assert_eq(store_recover_running(s, &e), 1);
-    cr_assert_str_eq(job_status(s, a, &j), "running");
+    cr_assert_str_eq(job_status_of(s, a, &j), "running");
     cr_assert(json_is_null(json_object_get(j, "error")));
     json_decref(j);
-    cr_assert_str_eq(job_status(s, b, &j), "cancelled");
+    cr_assert_str_eq(job_status_of(s, b, &j), "cancelled");
     cr_assert(json_is_null(json_object_get(j, "model_version")));
     json_decref(j);
-    cr_assert_str_eq(job_status(s, x, &j), "queued"); /* queued jobs survive */
+    cr_assert_str_eq(job_status_of(s, x, &j), "queued"); /* queued jobs survive */
     json_decref(j);
     /* the interrupted job is claimed again first */
     cr_assert_eq(store_job_claim(s, &c, &e), 1);
@@ -774,7 +774,7 @@ Test(store, recover_running_resumes_and_honours_cancel)
     cr_assert_str_eq(c.id, x);
     cr_assert_eq(c.resumed, 0);
     store_claim_clear(&c);
-    long counts[5];
+    long counts[JOB_STATUS_COUNT];
     cr_assert_eq(store_job_counts(s, counts, &e), 0);
     cr_assert_eq(counts[1], 2);
     cr_assert_eq(counts[4], 1);
@@ -816,7 +816,7 @@ Test(store, delete_refused_while_job_active_history_kept)
     cr_assert_eq(e.code, ERR_NOT_FOUND);
     /* The job and its metrics stay readable. */
     json_t *j = NULL;
-    cr_assert_str_eq(job_status(s, a, &j), "succeeded");
+    cr_assert_str_eq(job_status_of(s, a, &j), "succeeded");
     cr_assert_eq(json_integer_value(json_object_get(j, "epochs")), 10);
     json_decref(j);
     cr_assert_eq(store_job_metrics(s, a, &j, &e), 0);
@@ -963,4 +963,23 @@ Test(store, busy_database_is_unavailable_not_a_hang, .timeout = 30)
     json_decref(m);
     json_decref(spec);
     store_close(s);
+}
+
+Test(job_status, names_round_trip_and_unknown_ones_are_refused)
+{
+    static const char *const want[] = {"queued", "running", "succeeded", "failed", "cancelled"};
+    cr_assert_eq(JOB_STATUS_COUNT, 5);
+    for (int i = 0; i < JOB_STATUS_COUNT; i++) {
+        job_status s;
+        cr_expect_str_eq(job_status_name((job_status)i), want[i]);
+        cr_expect_eq(job_status_parse(want[i], &s), 0);
+        cr_expect_eq(s, (job_status)i);
+        cr_expect_eq(job_status_final((job_status)i), i >= JOB_SUCCEEDED, "%s", want[i]);
+    }
+    job_status s = JOB_RUNNING;
+    cr_expect_eq(job_status_parse("Running", &s), -1);
+    cr_expect_eq(job_status_parse("", &s), -1);
+    cr_expect_eq(job_status_parse(NULL, &s), -1);
+    cr_expect_eq(s, JOB_RUNNING, "a refused name leaves *out alone");
+    cr_expect_null(job_status_name(JOB_STATUS_COUNT));
 }

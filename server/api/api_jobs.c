@@ -13,10 +13,9 @@
 
 #include "api/api.h"
 #include "decode/decode.h"
+#include "store/canon.h"
 #include "decode/fit.h"
 
-static const char *const job_statuses[] = {"queued", "running", "succeeded", "failed",
-                                           "cancelled"};
 
 /* Job ids are opaque: anything that cannot be one is simply not found. */
 static int jobs_id_check(const char *id, srv_err *e)
@@ -132,7 +131,7 @@ static int jobs_check_config(const json_t *params, uint32_t rows, srv_err *e)
     bp_train_config cfg;
     int warm;
     char msg[SRV_ERR_MSG];
-    if (params_to_config(params, &cfg, &warm, e) != 0)
+    if (canon_job_config(params, &cfg, &warm, e) != 0)
         return -1;
     if (bp_train_config_check(&cfg, rows, msg, sizeof msg) != BP_OK)
         return err_set(e, ERR_UNPROCESSABLE, "%s", msg);
@@ -227,11 +226,9 @@ void api_jobs_list(app *a, const http_req *rq, http_res *rs)
         http_res_error(rs, &e);
         return;
     }
+    job_status want;
     if (status) {
-        int ok = 0;
-        for (size_t i = 0; i < sizeof job_statuses / sizeof *job_statuses; i++)
-            ok |= strcmp(status, job_statuses[i]) == 0;
-        if (!ok) {
+        if (job_status_parse(status, &want) < 0) {
             err_set(&e, ERR_INVALID_ARGUMENT,
                     "status: unknown status \"%.64s\"; expected one of queued, running, "
                     "succeeded, failed, cancelled",
@@ -241,7 +238,7 @@ void api_jobs_list(app *a, const http_req *rq, http_res *rs)
         }
     }
     store *s = store_pool_get(a->pool);
-    int rc = store_job_list(s, model, status, &arr, &e);
+    int rc = store_job_list(s, model, status ? &want : NULL, &arr, &e);
     store_pool_put(a->pool, s);
     if (rc != 0) {
         http_res_error(rs, &e);

@@ -48,7 +48,7 @@ void api_readyz(app *a, const http_req *rq, http_res *rs)
 
 void api_metrics(app *a, const http_req *rq, http_res *rs)
 {
-    long counts[5] = {0};
+    long counts[JOB_STATUS_COUNT] = {0};
     const long *have = NULL;
     unsigned long long samples = 0;
     size_t len = 0;

@@ -56,10 +56,6 @@ int decode_data(const json_t *obj, const char *field, const srv_limits *lim, ds_
 int decode_job(const json_t *body, const srv_limits *lim, json_t **params_out,
                ds_data **inline_out, srv_err *e);
 
-/* Canonical params -> core's training configuration (callbacks, cancel and
- * threads left for the caller). */
-int params_to_config(const json_t *params, bp_train_config *cfg, int *warm_start, srv_err *e);
-
 /* POST /v1/models/{name}/predict body: {"inputs":[[...]], "version"?}.
  * *X is malloc()'d rows x cols; *version 0 when omitted (latest). */
 int decode_predict(const json_t *body, const srv_limits *lim, uint32_t *version, float **X,

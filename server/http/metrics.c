@@ -14,6 +14,7 @@
 
 #include "http/router.h"
 #include "http/shard.h"
+#include "job_status.h"
 
 /* The statuses the API produces; anything else is counted as "other". */
 static const int status_codes[] = {200, 201, 202, 204, 400, 401, 403, 404, 405, 409,
@@ -28,8 +29,6 @@ static const char *const bucket_label[] = {"0.0005", "0.001", "0.0025", "0.005",
                                            "1",      "2.5",   "5",      "10"};
 #define N_BUCKETS (sizeof bucket_le / sizeof bucket_le[0])
 
-static const char *const job_status_names[5] = {"queued", "running", "succeeded", "failed",
-                                                "cancelled"};
 
 /* One thread's counts (shard.h); render adds the shards up. */
 typedef struct {
@@ -137,7 +136,7 @@ __attribute__((format(printf, 2, 3))) static void sb_printf(sbuf *b, const char 
         s_;                                                                                \
     })
 
-char *metrics_render(const metrics *m, const long job_counts[5], unsigned long long samples,
+char *metrics_render(const metrics *m, const long job_counts[JOB_STATUS_COUNT], unsigned long long samples,
                      size_t *len)
 {
     sbuf b = {0};
@@ -186,8 +185,8 @@ char *metrics_render(const metrics *m, const long job_counts[5], unsigned long l
     if (job_counts) {
         sb_printf(&b, "# HELP backpropd_jobs Training jobs in the database, by status.\n"
                       "# TYPE backpropd_jobs gauge\n");
-        for (int i = 0; i < 5; i++)
-            sb_printf(&b, "backpropd_jobs{status=\"%s\"} %ld\n", job_status_names[i],
+        for (int i = 0; i < JOB_STATUS_COUNT; i++)
+            sb_printf(&b, "backpropd_jobs{status=\"%s\"} %ld\n", job_status_name((job_status)i),
                       job_counts[i]);
     }
     sb_printf(&b, "# HELP backpropd_training_samples_total Training samples processed "

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include "job_status.h"
+
 typedef struct metrics metrics;
 
 metrics *metrics_new(void);
@@ -16,7 +18,7 @@ void metrics_free(metrics *m);
  * the HTTP status. */
 void metrics_observe(metrics *m, int path, int status, double seconds);
 /* Prometheus text for the request metrics; the caller appends job counts. */
-char *metrics_render(const metrics *m, const long job_counts[5], unsigned long long samples,
+char *metrics_render(const metrics *m, const long job_counts[JOB_STATUS_COUNT], unsigned long long samples,
                      size_t *len);
 
 #endif

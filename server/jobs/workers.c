@@ -45,6 +45,7 @@
 #include <time.h>
 
 #include "decode/decode.h"
+#include "store/canon.h"
 #include "decode/fit.h"
 #include "log.h"
 
@@ -83,11 +84,12 @@ struct workers {
 /* Ends a job as failed or cancelled, logging when even that cannot be
  * written (it then stays running in the database and is taken up again
  * after the next restart). */
-static void job_end(workers *w, const char *id, const char *status, const char *error)
+static void job_end(workers *w, const char *id, job_status js, const char *error)
 {
+    const char *status = job_status_name(js);
     srv_err e = {0};
     store *s = store_pool_get(w->pool);
-    int rc = store_job_end(s, id, status, error, &e);
+    int rc = store_job_end(s, id, js, error, &e);
     store_pool_put(w->pool, s);
     if (rc != 0)
         log_msg(LOG_ERROR, "job %s: could not record status %s: %s", id, status, e.msg);
@@ -316,31 +318,31 @@ static void job_run(workers_slot *slot, store_claim *c)
     store_pool_put(w->pool, s);
     if (rc != 0) {
         snprintf(msg, sizeof msg, "could not load the training data: %s", e.msg);
-        job_end(w, id, "failed", msg);
+        job_end(w, id, JOB_FAILED, msg);
         goto out;
     }
     if (cancel_asked) {
-        job_end(w, id, "cancelled", NULL);
+        job_end(w, id, JOB_CANCELLED, NULL);
         goto out;
     }
 
     if (spec_to_arch(c->spec, &arch, &layers, &e) != 0 ||
-        params_to_config(c->params, &cfg, &warm, &e) != 0 ||
+        canon_job_config(c->params, &cfg, &warm, &e) != 0 ||
         fit_targets(d, &arch, &Y, &e) != 0) {
-        job_end(w, id, "failed", e.msg);
+        job_end(w, id, JOB_FAILED, e.msg);
         goto out;
     }
 
     if (d->features != arch.inputs || d->rows == 0) {
         snprintf(msg, sizeof msg, "the data has %u rows of %u features but model \"%s\" expects %u",
                  d->rows, d->features, c->model, arch.inputs);
-        job_end(w, id, "failed", msg);
+        job_end(w, id, JOB_FAILED, msg);
         goto out;
     }
 
     if (warm) {
         if (job_load_base(w, c, &m, &e) != 0) {
-            job_end(w, id, "failed", e.msg);
+            job_end(w, id, JOB_FAILED, e.msg);
             goto out;
         }
         if (!job_classes_match(m, d)) {
@@ -348,7 +350,7 @@ static void job_run(workers_slot *slot, store_claim *c)
                      "warm_start: the data's class names differ from those of the latest "
                      "version of model \"%s\"",
                      c->model);
-            job_end(w, id, "failed", msg);
+            job_end(w, id, JOB_FAILED, msg);
             goto out;
         }
         /* Reuse the stored normalization (or its absence), never refit:
@@ -360,14 +362,14 @@ static void job_run(workers_slot *slot, store_claim *c)
         if (st != BP_OK) {
             snprintf(msg, sizeof msg, "could not create the model: %s",
                      err[0] ? err : bp_status_str(st));
-            job_end(w, id, "failed", msg);
+            job_end(w, id, JOB_FAILED, msg);
             goto out;
         }
         if (d->class_names) {
             st = bp_model_set_classes(m, d->n_classes, (const char *const *)d->class_names);
             if (st != BP_OK) {
                 snprintf(msg, sizeof msg, "could not set the class names: %s", bp_status_str(st));
-                job_end(w, id, "failed", msg);
+                job_end(w, id, JOB_FAILED, msg);
                 goto out;
             }
         }
@@ -388,7 +390,7 @@ static void job_run(workers_slot *slot, store_claim *c)
     Y = NULL;
     if (st != BP_OK) {
         snprintf(msg, sizeof msg, "%s", err[0] ? err : bp_status_str(st));
-        job_end(w, id, "failed", msg);
+        job_end(w, id, JOB_FAILED, msg);
         goto out;
     }
 
@@ -420,7 +422,7 @@ static void job_run(workers_slot *slot, store_claim *c)
 
     if (st == BP_ECANCELLED) {
         if (atomic_load(&slot->user_cancel) || !atomic_load(&w->stop)) {
-            job_end(w, id, "cancelled", NULL);
+            job_end(w, id, JOB_CANCELLED, NULL);
         } else {
             /* shutdown: left "running", it resumes on the next start */
             log_msg(LOG_INFO, "job %s stopped by shutdown; it resumes on the next start", id);
@@ -433,16 +435,16 @@ static void job_run(workers_slot *slot, store_claim *c)
                      err[0] ? err : "training diverged: the loss became NaN; lower the learning rate");
         else
             snprintf(msg, sizeof msg, "training failed: %s", err[0] ? err : bp_status_str(st));
-        job_end(w, id, "failed", msg);
+        job_end(w, id, JOB_FAILED, msg);
         goto out;
     }
     if (atomic_load(&slot->user_cancel)) {
         /* asked for after the last batch: the caller was told it would end cancelled */
-        job_end(w, id, "cancelled", NULL);
+        job_end(w, id, JOB_CANCELLED, NULL);
         goto out;
     }
     if (!k.have_epoch) {
-        job_end(w, id, "failed", "training ran no epoch");
+        job_end(w, id, JOB_FAILED, "training ran no epoch");
         goto out;
     }
 
@@ -450,7 +452,7 @@ static void job_run(workers_slot *slot, store_claim *c)
     st = bp_model_save(m, &blob, &blob_len);
     if (st != BP_OK) {
         snprintf(msg, sizeof msg, "could not serialize the trained model: %s", bp_status_str(st));
-        job_end(w, id, "failed", msg);
+        job_end(w, id, JOB_FAILED, msg);
         goto out;
     }
     uint32_t version = 0;
@@ -460,7 +462,7 @@ static void job_run(workers_slot *slot, store_claim *c)
     store_pool_put(w->pool, s);
     if (rc != 0) {
         snprintf(msg, sizeof msg, "could not store the trained version: %s", e.msg);
-        job_end(w, id, "failed", msg);
+        job_end(w, id, JOB_FAILED, msg);
         goto out;
     }
     /* predictions of "latest" must now load the new version */

@@ -26,6 +26,7 @@
 #include "decode/dataset.h"
 #include "errors.h"
 #include "decode/fit.h"
+#include "job_status.h"
 #include "scope.h"
 
 typedef struct store store;
@@ -80,7 +81,8 @@ int store_job_create(store *s, const json_t *params, const ds_data *inline_data,
  * params, created_at, started_at, finished_at. */
 int store_job_get(store *s, const char *id, json_t **out, srv_err *e);
 /* Oldest first; model and status filters may be NULL. */
-int store_job_list(store *s, const char *model, const char *status, json_t **out, srv_err *e);
+int store_job_list(store *s, const char *model, const job_status *status, json_t **out,
+                   srv_err *e);
 /* queued → cancelled at once (*was_running = 0); running → cancel
  * requested, the worker ends it (*was_running = 1); finished → 409. */
 int store_job_cancel(store *s, const char *id, int *was_running, json_t **out, srv_err *e);
@@ -116,8 +118,8 @@ int store_job_cancel_requested(store *s, const char *id);
  * the job succeeded with model_version set, in one transaction. */
 int store_job_succeed(store *s, const char *id, const char *model, const void *blob, size_t len,
                       const bp_epoch_metrics *last, uint32_t *version_out, srv_err *e);
-/* Ends a job as "failed" (with error) or "cancelled" (error NULL). */
-int store_job_end(store *s, const char *id, const char *status, const char *error, srv_err *e);
+/* Ends a job as JOB_FAILED (with error) or JOB_CANCELLED (error NULL). */
+int store_job_end(store *s, const char *id, job_status status, const char *error, srv_err *e);
 /* At start-up, for jobs found running (the daemon crashed, was killed or
  * stopped): a cancel that was requested → cancelled at once (no version);
  * every other one stays running and waits to be resumed by the next claim
@@ -148,7 +150,7 @@ int store_job_rewind(store *s, const char *id, uint32_t epoch, srv_err *e);
 int store_job_epoch_get(store *s, const char *id, uint32_t epoch, bp_epoch_metrics *out,
                         srv_err *e);
 /* Counts by status for /metrics: queued, running, succeeded, failed, cancelled. */
-int store_job_counts(store *s, long counts[5], srv_err *e);
+int store_job_counts(store *s, long counts[JOB_STATUS_COUNT], srv_err *e);
 /* Number of queued jobs. */
 int store_jobs_queued(store *s, long *n, srv_err *e);
 

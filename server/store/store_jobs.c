@@ -120,8 +120,6 @@ static store_sql sql_ck_latest_version = {.sql =
     "SELECT coalesce(max(v.version), 0) FROM model_versions v "
     "JOIN models m ON m.id = v.model_id WHERE m.name = ?1"};
 
-static const char *const job_statuses[5] = {"queued", "running", "succeeded", "failed",
-                                            "cancelled"};
 
 static void job_new_id(char id[23])
 {
@@ -151,8 +149,10 @@ static int job_from_row(sqlite3_stmt *st, json_t **out, srv_err *e)
     }
     const char *status = (const char *)sqlite3_column_text(st, 3);
     sqlite3_int64 epoch = sqlite3_column_int64(st, 4), epochs = sqlite3_column_int64(st, 5);
+    job_status js = JOB_QUEUED;
+    int known = job_status_parse(status, &js) == 0;
     /* A job that stopped early (early stopping) is still complete. */
-    double progress = status && strcmp(status, "succeeded") == 0 ? 1.0
+    double progress = known && js == JOB_SUCCEEDED ? 1.0
                       : epochs > 0 ? (double)epoch / (double)epochs
                                    : 0.0;
     if (progress > 1.0)
@@ -294,7 +294,8 @@ out:
     return r;
 }
 
-int store_job_list(store *s, const char *model, const char *status, json_t **out, srv_err *e)
+int store_job_list(store *s, const char *model, const job_status *status, json_t **out,
+                   srv_err *e)
 {
     *out = NULL;
     store_sql *q = model && status ? &sql_job_list_both
@@ -308,21 +309,24 @@ int store_job_list(store *s, const char *model, const char *status, json_t **out
     if (model)
         sqlite3_bind_text(st, i++, model, -1, SQLITE_STATIC);
     if (status)
-        sqlite3_bind_text(st, i++, status, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, i++, job_status_name(*status), -1, SQLITE_STATIC);
     return store_fetch_all(s, st, job_from_row, "listing jobs", out, e);
 }
 
-/* The status of a job into buf; ERR_NOT_FOUND when there is none. */
-static int job_status(struct store *s, const char *id, char *buf, size_t len, srv_err *e)
+/* The status of a job; ERR_NOT_FOUND when there is none. */
+static int job_status_get(struct store *s, const char *id, job_status *out, srv_err *e)
 {
     sqlite3_stmt *st = store_stmt(s, &sql_job_status, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st), r = 0;
-    if (rc == SQLITE_ROW)
-        snprintf(buf, len, "%s", (const char *)sqlite3_column_text(st, 0));
-    else if (rc == SQLITE_DONE)
+    if (rc == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(st, 0);
+        if (job_status_parse(text, out) < 0)
+            r = err_set(e, ERR_INTERNAL, "job %s: stored status \"%.32s\" is unknown", id,
+                        text ? text : "");
+    } else if (rc == SQLITE_DONE)
         r = err_set(e, ERR_NOT_FOUND, "job \"%s\" not found", id);
     else
         r = store_fail(s, rc, "reading a job", e);
@@ -333,10 +337,10 @@ static int job_status(struct store *s, const char *id, char *buf, size_t len, sr
 /* After an UPDATE guarded by status matched nothing: why. */
 static int not_updatable(struct store *s, const char *id, const char *want, srv_err *e)
 {
-    char status[16];
-    if (job_status(s, id, status, sizeof status, e) < 0)
+    job_status status;
+    if (job_status_get(s, id, &status, e) < 0)
         return -1;
-    return err_set(e, ERR_CONFLICT, "job %s is %s, not %s", id, status, want);
+    return err_set(e, ERR_CONFLICT, "job %s is %s, not %s", id, job_status_name(status), want);
 }
 
 /* A running job that waits to be resumed after a restart (no worker owns
@@ -361,19 +365,19 @@ int store_job_cancel(store *s, const char *id, int *was_running, json_t **out, s
     *was_running = 0;
     if (store_begin(s, e) < 0)
         return -1;
-    char status[16];
-    if (job_status(s, id, status, sizeof status, e) < 0)
+    job_status status;
+    if (job_status_get(s, id, &status, e) < 0)
         goto fail;
     store_sql *q = &sql_job_cancel_queued;
-    if (strcmp(status, "running") == 0) {
+    if (status == JOB_RUNNING) {
         int w = cancel_waiting(s, id, e);
         if (w < 0)
             goto fail;
         q = w ? NULL : &sql_job_cancel_running;
         *was_running = !w;
-    } else if (strcmp(status, "queued") != 0) {
+    } else if (status != JOB_QUEUED) {
         err_set(e, ERR_CONFLICT, "job %s has already finished (%s); nothing to cancel", id,
-                status);
+                job_status_name(status));
         goto fail;
     }
     if (q) {
@@ -401,8 +405,8 @@ fail:
 int store_job_metrics(store *s, const char *id, json_t **out, srv_err *e)
 {
     *out = NULL;
-    char status[16];
-    if (job_status(s, id, status, sizeof status, e) < 0)
+    job_status status;
+    if (job_status_get(s, id, &status, e) < 0)
         return -1;
     json_t *a = json_array();
     if (!a)
@@ -468,14 +472,14 @@ void store_claim_clear(store_claim *c)
 /* Ends a job inside the caller's transaction, with its checkpoint.
  * Returns how many jobs it ended (0: not queued or running), -1 on
  * error. */
-static int job_end_in_tx(struct store *s, const char *id, const char *status, const char *error,
+static int job_end_in_tx(struct store *s, const char *id, job_status status, const char *error,
                          srv_err *e)
 {
     sqlite3_stmt *st = store_stmt(s, &sql_job_end, e);
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, job_status_name(status), -1, SQLITE_STATIC);
     if (error)
         sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
     else
@@ -585,7 +589,7 @@ int store_job_claim(store *s, store_claim *c, srv_err *e)
             }
         }
         if (reason[0]) {
-            if (job_end_in_tx(s, c->id, "failed", reason, e) < 0 || store_commit(s, e) < 0)
+            if (job_end_in_tx(s, c->id, JOB_FAILED, reason, e) < 0 || store_commit(s, e) < 0)
                 goto fail;
             store_claim_clear(c);
             continue;
@@ -733,7 +737,8 @@ int store_job_succeed(store *s, const char *id, const char *model, const void *b
 {
     if (!blob || len == 0)
         return err_set(e, ERR_INTERNAL, "store: empty model blob");
-    char job_model[128], dataset[128], status[16];
+    char job_model[128], dataset[128];
+    job_status status = JOB_FAILED;
     int named = 0;
     char *classes = NULL;
     if (store_begin(s, e) < 0)
@@ -748,7 +753,8 @@ int store_job_succeed(store *s, const char *id, const char *model, const void *b
         named = sqlite3_column_type(st, 1) != SQLITE_NULL;
         snprintf(dataset, sizeof dataset, "%s",
                  named ? (const char *)sqlite3_column_text(st, 1) : "");
-        snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(st, 2));
+        if (job_status_parse((const char *)sqlite3_column_text(st, 2), &status) < 0)
+            status = JOB_FAILED; /* unknown: not running, refused below */
     }
     store_done(st);
     if (rc == SQLITE_DONE) {
@@ -759,8 +765,8 @@ int store_job_succeed(store *s, const char *id, const char *model, const void *b
         store_fail(s, rc, "reading a job", e);
         goto fail;
     }
-    if (strcmp(status, "running") != 0) {
-        err_set(e, ERR_CONFLICT, "job %s is %s, not running", id, status);
+    if (status != JOB_RUNNING) {
+        err_set(e, ERR_CONFLICT, "job %s is %s, not running", id, job_status_name(status));
         goto fail;
     }
     if (model && strcmp(model, job_model) != 0) {
@@ -837,11 +843,11 @@ fail:
     return -1;
 }
 
-int store_job_end(store *s, const char *id, const char *status, const char *error, srv_err *e)
+int store_job_end(store *s, const char *id, job_status status, const char *error, srv_err *e)
 {
-    if (!status || (strcmp(status, "failed") != 0 && strcmp(status, "cancelled") != 0))
+    if (status != JOB_FAILED && status != JOB_CANCELLED)
         return err_set(e, ERR_INTERNAL, "store: a job cannot end as \"%s\"",
-                       status ? status : "(null)");
+                       job_status_name(status) ? job_status_name(status) : "(unknown)");
     if (store_begin(s, e) < 0)
         return -1;
     int changed = job_end_in_tx(s, id, status, error, e);
@@ -889,19 +895,18 @@ fail:
     return -1;
 }
 
-int store_job_counts(store *s, long counts[5], srv_err *e)
+int store_job_counts(store *s, long counts[JOB_STATUS_COUNT], srv_err *e)
 {
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < JOB_STATUS_COUNT; i++)
         counts[i] = 0;
     sqlite3_stmt *st = store_stmt(s, &sql_job_counts, e);
     if (!st)
         return -1;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *status = (const char *)sqlite3_column_text(st, 0);
-        for (int i = 0; status && i < 5; i++)
-            if (strcmp(status, job_statuses[i]) == 0)
-                counts[i] = (long)sqlite3_column_int64(st, 1);
+        job_status js;
+        if (job_status_parse((const char *)sqlite3_column_text(st, 0), &js) == 0)
+            counts[js] = (long)sqlite3_column_int64(st, 1);
     }
     store_done(st);
     if (rc != SQLITE_DONE)

@@ -14,7 +14,7 @@
  *     core's bp_arch_check, its "parameters" equals core's count, and it
  *     decodes again (without "parameters") to the same spec; small
  *     architectures are also created with bp_model_create and predicted;
- *   - decode_job's canonical params convert with params_to_config and pass
+ *   - decode_job's canonical params convert with canon_job_config and pass
  *     bp_train_config_check, and (when they name a dataset) decode again to
  *     the same params;
  *   - decoded data sets have the shapes they claim and go through fit.c.
@@ -38,6 +38,7 @@
 #include "errors.h"
 #include "decode/fit.h"
 #include "srv_limits.h"
+#include "store/canon.h"
 
 /* Largest model the harness instantiates (weights + predict). */
 #define FUZZ_MAX_CREATE_PARAMS 20000u
@@ -254,10 +255,10 @@ static void exercise_job_params(const json_t *params, const ds_data *inline_d)
     if (!json_is_string(json_object_get(params, "model")))
         fuzz_fail("decode_job", "params without a model name");
     bp_train_config_default(&cfg);
-    if (params_to_config(params, &cfg, &warm, &e) != 0)
-        fuzz_fail("params_to_config rejects decode_job's own params", e.msg);
+    if (canon_job_config(params, &cfg, &warm, &e) != 0)
+        fuzz_fail("canon_job_config rejects decode_job's own params", e.msg);
     if (warm != 0 && warm != 1)
-        fuzz_fail("params_to_config", "warm_start not 0/1");
+        fuzz_fail("canon_job_config", "warm_start not 0/1");
     if (cfg.threads == 0)
         cfg.threads = 1;
     size_t rows = inline_d ? inline_d->rows : 1000;

@@ -1,0 +1,19 @@
+/*
+ * canon.h - the canonical forms the store keeps (a job's params), read
+ * back into core's types.  They passed the request decoders when they were
+ * written, so anything malformed here is a server fault: ERR_INTERNAL
+ * naming the field.
+ */
+#ifndef SRV_CANON_H
+#define SRV_CANON_H
+
+#include <jansson.h>
+
+#include "bp.h"
+#include "errors.h"
+
+/* Canonical params -> core's training configuration (callbacks, cancel and
+ * threads left for the caller); *warm_start (may be NULL) from the params. */
+int canon_job_config(const json_t *params, bp_train_config *cfg, int *warm_start, srv_err *e);
+
+#endif
