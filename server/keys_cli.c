@@ -149,11 +149,8 @@ static int keys_create(const keys_args *k, int (*ensure_dir)(const char *))
         fprintf(stderr, "backpropd keys create: --name: missing; expected the key's name\n");
         return 2;
     }
-    if (!name_valid(k->name)) {
-        fprintf(stderr,
-                "backpropd keys create: --name: expected 1 to 64 characters matching "
-                "[A-Za-z0-9][A-Za-z0-9._-]*, got \"%s\"\n",
-                k->name);
+    if (name_check("--name", k->name, &e) != 0) {
+        fprintf(stderr, "backpropd keys create: %s\n", e.msg);
         return 2;
     }
     if (k->scope && auth_scope_parse(k->scope, &scope) != 0) {

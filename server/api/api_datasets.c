@@ -9,11 +9,7 @@
 
 static int datasets_name_check(const char *name, srv_err *e)
 {
-    if (!name || !name_valid(name))
-        return err_set(e, ERR_INVALID_ARGUMENT,
-                       "dataset name \"%s\": expected [A-Za-z0-9][A-Za-z0-9._-]{0,63}",
-                       name ? name : "");
-    return 0;
+    return name_check("dataset name", name, e);
 }
 
 void api_datasets_create(app *a, const http_req *rq, http_res *rs)

@@ -219,10 +219,7 @@ void api_jobs_list(app *a, const http_req *rq, http_res *rs)
     const char *status = http_query(rq, "status");
     json_t *arr = NULL;
 
-    if (model && !name_valid(model)) {
-        err_set(&e, ERR_INVALID_ARGUMENT,
-                "model: \"%s\" is not a model name; expected [A-Za-z0-9][A-Za-z0-9._-]{0,63}",
-                model);
+    if (model && name_check("model", model, &e) != 0) {
         http_res_error(rs, &e);
         return;
     }

@@ -31,11 +31,12 @@ static int keys_decode(const json_t *body, const char **name, auth_scope *scope,
     v = json_object_get(body, "name");
     if (!v)
         return err_set(e, ERR_INVALID_ARGUMENT, "name: missing; expected the key's name");
-    if (!json_is_string(v) || !name_valid(json_string_value(v)) ||
-        strlen(json_string_value(v)) != json_string_length(v))
-        return err_set(e, ERR_INVALID_ARGUMENT,
-                       "name: expected a string of 1 to 64 characters matching "
-                       "[A-Za-z0-9][A-Za-z0-9._-]*");
+    if (!json_is_string(v))
+        return name_fail("name", "a value that is not a string", e);
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return name_fail("name", "a string holding a NUL byte", e);
+    if (name_check("name", json_string_value(v), e) != 0)
+        return -1;
     *name = json_string_value(v);
     *scope = AUTH_PREDICT;
     v = json_object_get(body, "scope");
@@ -96,10 +97,7 @@ void api_key_delete(app *a, const http_req *rq, http_res *rs)
     srv_err e = {0};
     const char *name = rq->arg;
 
-    if (!name || !name_valid(name)) {
-        err_set(&e, ERR_INVALID_ARGUMENT,
-                "key name \"%.64s\": expected [A-Za-z0-9][A-Za-z0-9._-]{0,63}",
-                name ? name : "");
+    if (name_check("key name", name, &e) != 0) {
         http_res_error(rs, &e);
         return;
     }

@@ -13,11 +13,7 @@
  * saying why is more useful than a bare 404. */
 static int models_arg(const http_req *rq, srv_err *e)
 {
-    if (!rq->arg || !name_valid(rq->arg))
-        return err_set(e, ERR_INVALID_ARGUMENT,
-                       "model name \"%s\": expected [A-Za-z0-9][A-Za-z0-9._-]{0,63}",
-                       rq->arg ? rq->arg : "");
-    return 0;
+    return name_check("model name", rq->arg, e);
 }
 
 void api_models_create(app *a, const http_req *rq, http_res *rs)

@@ -15,22 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int name_valid(const char *s)
-{
-    if (!s)
-        return 0;
-    size_t n = 0;
-    for (const char *p = s; *p; p++, n++) {
-        unsigned char c = (unsigned char)*p;
-        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (n >= NAME_MAX_LEN)
-            return 0;
-        if (!alnum && (n == 0 || (c != '.' && c != '_' && c != '-')))
-            return 0;
-    }
-    return n > 0;
-}
-
 /* ---- messages ------------------------------------------------------------ */
 
 /* Length of the UTF-8 sequence starting at s (at most len bytes), or 0 when
@@ -292,9 +276,7 @@ int dq_name(const json_t *obj, const char *key, const char *path, int required, 
     if (!v || json_is_null(v)) {
         if (!required)
             return 0;
-        return err_set(e, ERR_INVALID_ARGUMENT,
-                       "%s: missing; expected a name matching [A-Za-z0-9][A-Za-z0-9._-]{0,63}",
-                       path);
+        return name_fail(path, NULL, e);
     }
     /* A string with an embedded NUL (possible with JSON_ALLOW_NUL) must not
      * pass as its prefix. */
@@ -302,9 +284,7 @@ int dq_name(const json_t *obj, const char *key, const char *path, int required, 
         !name_valid(json_string_value(v))) {
         char got[96];
         dq_describe(v, got, sizeof got);
-        return err_set(e, ERR_INVALID_ARGUMENT,
-                       "%s: expected a name matching [A-Za-z0-9][A-Za-z0-9._-]{0,63}, got %s",
-                       path, got);
+        return name_fail(path, got, e);
     }
     *out = json_string_value(v);
     return 0;

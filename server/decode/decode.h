@@ -13,14 +13,11 @@
 #include "bp.h"
 #include "decode/dataset.h"
 #include "errors.h"
+#include "name.h"
 #include "srv_limits.h"
 
 struct jsonstream_result;
 
-#define NAME_MAX_LEN 64
-
-/* 1 when s matches [A-Za-z0-9][A-Za-z0-9._-]{0,63}. */
-int name_valid(const char *s);
 
 /* POST /v1/models body -> the canonical model spec (new reference):
  * {"name","inputs","layers":[{"units","activation","dropout"}],"loss",

@@ -338,10 +338,8 @@ static int startup_admin_key(store *s, srv_err *e)
                        "set BACKPROPD_ADMIN_KEY or BACKPROPD_ADMIN_KEY_FILE, not both");
     if (!name)
         name = "admin";
-    if (!name_valid(name))
-        return err_set(e, ERR_INVALID_ARGUMENT,
-                       "BACKPROPD_ADMIN_KEY_NAME: expected 1 to 64 characters matching "
-                       "[A-Za-z0-9][A-Za-z0-9._-]*");
+    if (name_check("BACKPROPD_ADMIN_KEY_NAME", name, e) != 0)
+        return -1;
     const char *key = val;
     if (file) {
         rc = read_key_file(file, buf, sizeof buf, e);

@@ -533,13 +533,8 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
             return reject(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
                           "name: missing query parameter; a CSV upload is "
                           "POST /v1/datasets?name=NAME[&label=COLUMN]");
-        if (!name_valid(name)) {
-            safe_copy(name, safe, 100);
-            return reject(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
-                          "name: expected 1 to 64 characters matching "
-                          "[A-Za-z0-9][A-Za-z0-9._-]*, got \"%s\"",
-                          safe);
-        }
+        if (name_check("name", name, &e) != 0)
+            return reject_err(st, conn, method, &e, NULL);
         if (label && !*label)
             return reject(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
                           "label: expected the name of a column, got an empty value");
