@@ -983,3 +983,30 @@ Test(job_status, names_round_trip_and_unknown_ones_are_refused)
     cr_expect_eq(s, JOB_RUNNING, "a refused name leaves *out alone");
     cr_expect_null(job_status_name(JOB_STATUS_COUNT));
 }
+
+/* The stored shape columns and the inline-data check are one rule: a
+ * one-wide target counts as class indices only up to 2^24 (integers a
+ * float holds exactly); they once disagreed (2^32 in the store). */
+Test(store, stored_shape_is_the_fit_rule)
+{
+    static const float tops[] = {2.0f, 16777216.0f, 33554432.0f, 4294967296.0f, 2.5f, -1.0f};
+    store *s = open_ok();
+    for (size_t k = 0; k < sizeof tops / sizeof tops[0]; k++) {
+        ds_data *d = make_data(4, 2, 0);
+        char name[32];
+        fit_shape want, got;
+        srv_err e = {0};
+        d->target_width = 1;
+        for (uint32_t r = 0; r < 4; r++)
+            d->Y[r] = r == 3 ? tops[k] : (float)r;
+        snprintf(name, sizeof name, "t%zu", k);
+        create_dataset(s, name, d);
+        fit_shape_of(d, &want);
+        cr_assert_eq(store_dataset_shape(s, name, &got, &e), 0, "%s", e.msg);
+        cr_expect_eq(got.integer_targets, want.integer_targets, "top %g", (double)tops[k]);
+        cr_expect_eq(got.max_target, want.max_target, "top %g", (double)tops[k]);
+        cr_expect_eq(got.integer_targets, k < 2, "top %g", (double)tops[k]);
+        ds_data_free(d);
+    }
+    store_close(s);
+}

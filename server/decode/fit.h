@@ -20,6 +20,10 @@ typedef struct {
     uint32_t max_target;     /* with integer_targets: the largest value */
 } fit_shape;
 
+/* The one shape rule, for the data a job brings inline and the shape
+ * columns a stored data set keeps (so a job is checked without loading
+ * the matrix).  A one-wide target counts as integers only when every value
+ * is a whole number in [0, 2^24], the integers a float holds exactly. */
 void fit_shape_of(const ds_data *d, fit_shape *out);
 
 /* 0 when the data fits the architecture, else ERR_UNPROCESSABLE saying

@@ -248,30 +248,6 @@ char *store_class_names_json(const ds_data *d, int *err)
     return text;
 }
 
-void store_shape_of(const ds_data *d, fit_shape *out)
-{
-    memset(out, 0, sizeof *out);
-    out->rows = d->rows;
-    out->features = d->features;
-    out->target_width = d->target_width;
-    out->n_classes = d->target_width ? 0 : d->n_classes;
-    if (d->target_width != 1 || !d->Y)
-        return;
-    /* A one-wide target of whole numbers >= 0 may stand for class indices
-     * (fit.h); decide it once here so a job can be checked without loading
-     * the matrix. */
-    float max = 0;
-    for (uint32_t r = 0; r < d->rows; r++) {
-        float y = d->Y[r];
-        if (!(y >= 0.0f) || y > 4294967295.0f || floorf(y) != y)
-            return;
-        if (y > max)
-            max = y;
-    }
-    out->integer_targets = 1;
-    out->max_target = (uint32_t)max;
-}
-
 /* The BLOBs are little-endian whatever the host; on the usual
  * little-endian host they are the arrays themselves. */
 static int host_little_endian(void)
@@ -347,7 +323,7 @@ int store_bind_data(sqlite3_stmt *st, int first, const ds_data *d, store_bound *
     if (data_valid(d, e) < 0)
         return -1;
     fit_shape sh;
-    store_shape_of(d, &sh);
+    fit_shape_of(d, &sh);
     int cerr;
     char *names = store_class_names_json(d, &cerr);
     if (cerr)

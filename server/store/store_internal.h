@@ -144,10 +144,6 @@ json_t *store_col_json(sqlite3_stmt *st, int i);
  * it has none; *err set on allocation failure. */
 char *store_class_names_json(const ds_data *d, int *err);
 
-/* The shape columns a data set stores (rows, features, target width,
- * classes, integer_targets, max_target). */
-void store_shape_of(const ds_data *d, fit_shape *out);
-
 /* Binds a data set's columns in the order rows, features, target_width,
  * n_classes, class_names, integer_targets, max_target, x, y, labels
  * starting at parameter `first`.  *tmp collects buffers the binding points
