@@ -110,6 +110,7 @@ typedef struct {
     int has_body;         /* Content-Length > 0 or chunked */
     int pending;          /* an error decided on the first call, sent at the end */
     int preflight;        /* a CORS preflight, answered at the end */
+    int close;            /* answer with Connection: close (framing errors) */
     const char *pend_allow;
     route_match match;
     const route *route;   /* the row serving this method on the path */
@@ -355,7 +356,7 @@ static enum MHD_Result respond(req_state *st, struct MHD_Connection *conn, const
                                 "Content-Type, Authorization");
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_MAX_AGE, "86400");
     }
-    if (atomic_load(&ctx->stopping))
+    if (st->close || atomic_load(&ctx->stopping))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     ret = MHD_queue_response(conn, (unsigned int)status, resp);
     MHD_destroy_response(resp);
@@ -448,8 +449,56 @@ static int media_is(const char *ctype, const char *want)
     return *ctype == '\0' || *ctype == ';';
 }
 
+/* The headers that frame a request, seen in one pass over them:
+ * every Content-Length (a second one with another value is how requests
+ * are smuggled past a proxy that reads the other one, RFC 9112 §6.3),
+ * Transfer-Encoding, and Host. */
+typedef struct {
+    int n_len;
+    int len_differs;
+    const char *len;
+    const char *te;
+    int host;
+} framing;
+
+static enum MHD_Result framing_scan(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_size, const char *value, size_t value_size)
+{
+    framing *f = cls;
+    (void)kind;
+    (void)value_size;
+    if (key_size == 14 && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (f->n_len++ && strcmp(f->len, value ? value : "") != 0)
+            f->len_differs = 1;
+        f->len = value ? value : "";
+    } else if (key_size == 17 && strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->te = value ? value : "";
+    } else if (key_size == 4 && strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+        f->host = 1;
+    }
+    return MHD_YES;
+}
+
+/* 0, or the framing error a request gets 400 for before anything else. */
+static int framing_check(const framing *f, const char *version, srv_err *e)
+{
+    if (f->len_differs)
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "Content-Length: given more than once with different values; expected "
+                       "one value (RFC 9112 section 6.3)");
+    if (f->n_len && f->te)
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "Content-Length and Transfer-Encoding: expected one of them, not both "
+                       "(RFC 9112 section 6.1)");
+    if (!f->host && version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "Host: missing; an HTTP/1.1 request must name the host (RFC 9112 "
+                       "section 3.2)");
+    return 0;
+}
+
 static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
-                                     const char *method)
+                                     const char *method, const char *version)
 {
     http_ctx *ctx = st->ctx;
     const srv_config *cfg = &ctx->a->cfg;
@@ -459,21 +508,29 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
     char safe[128];
     int r;
 
-    clen_s = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    framing fr = {0};
+    srv_err frame_err;
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, framing_scan, &fr);
+    clen_s = fr.len;
     if (clen_s) {
         char *end;
         errno = 0;
         clen = strtoull(clen_s, &end, 10);
         has_len = errno == 0 && end != clen_s && *end == '\0';
     }
-    te = has_len ? NULL
-                 : MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                               MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    te = fr.te;
     st->has_body = (has_len && clen > 0) || te;
     st->has_len = has_len;
     st->clen = clen;
 
     r = router_match(st->path, &st->match);
+    if (framing_check(&fr, version, &frame_err) != 0) {
+        /* The body's end is unknown: answer now and close the connection
+         * rather than read what follows as the next request. */
+        st->close = 1;
+        st->has_body = 1;
+        return reject_err(st, conn, method, &frame_err, NULL);
+    }
     if (r == ROUTE_NONE) {
         safe_copy(st->path, safe, 100);
         return reject(st, conn, method, ERR_NOT_FOUND, NULL,
@@ -743,7 +800,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req_state *st = *req_cls;
     (void)cls;
     (void)url; /* already unescaped by MHD; the router decodes st->path */
-    (void)version;
 
     if (!st)
         return MHD_NO; /* on_uri ran out of memory: drop the connection */
@@ -752,7 +808,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * headers must not hold up shutdown. */
         st->started = 1;
         atomic_fetch_add_explicit(&st->ctx->in_flight[shard_self()].n, 1, memory_order_relaxed);
-        return request_begin(st, conn, method);
+        return request_begin(st, conn, method, version);
     }
     if (*upload_data_size) {
         /* Only a body MHD did not announce can reach a rejected request. */
