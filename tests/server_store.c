@@ -784,7 +784,7 @@ Test(store, recover_running_resumes_and_honours_cancel)
     store_close(s);
 }
 
-Test(store, delete_refused_while_job_active_history_kept)
+Test(store, delete_refused_while_job_active_then_takes_its_jobs)
 {
     store *s = open_ok();
     ds_data *d = make_data(5, 2, 0);
@@ -814,17 +814,23 @@ Test(store, delete_refused_while_job_active_history_kept)
     cr_assert_eq(store_dataset_delete(s, "d", &e), 0, "%s", e.msg);
     cr_assert_eq(store_dataset_delete(s, "d", &e), -1);
     cr_assert_eq(e.code, ERR_NOT_FOUND);
-    /* The job and its metrics stay readable. */
+    /* The model's finished jobs went with it (openapi.yaml: "Deletes the
+     * model, its versions and its finished jobs"), with their metrics. */
     json_t *j = NULL;
-    cr_assert_str_eq(job_status_of(s, a, &j), "succeeded");
-    cr_assert_eq(json_integer_value(json_object_get(j, "epochs")), 10);
-    json_decref(j);
-    cr_assert_eq(store_job_metrics(s, a, &j, &e), 0);
-    cr_assert_eq(json_array_size(json_object_get(j, "epochs")), 1);
+    cr_assert_eq(store_job_get(s, a, &j, &e), -1);
+    cr_assert_eq(e.code, ERR_NOT_FOUND);
+    cr_assert_eq(store_job_metrics(s, a, &j, &e), -1);
+    cr_assert_eq(e.code, ERR_NOT_FOUND);
+    /* A model created again under the name starts with no history. */
+    create_model(s, "m", 2, 2);
+    cr_assert_eq(store_job_list(s, "m", NULL, &j, &e), 0, "%s", e.msg);
+    cr_assert_eq(json_array_size(j), 0);
     json_decref(j);
     free(a);
     store_close(s);
     cr_assert_eq(raw_int(db_path, "SELECT count(*) FROM model_versions"), 0);
+    cr_assert_eq(raw_int(db_path, "SELECT count(*) FROM job_metrics"), 0);
+    cr_assert_eq(raw_int(db_path, "SELECT count(*) FROM jobs"), 0);
 }
 
 Test(store, epoch_for_unknown_or_finished_job_fails)

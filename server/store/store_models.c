@@ -24,6 +24,10 @@ static store_sql sql_model_get = {.sql = "SELECT " MODEL_COLS " FROM models m WH
 static store_sql sql_model_list = {.sql = "SELECT " MODEL_COLS " FROM models m ORDER BY m.name"};
 store_sql sql_model_id = {.sql = "SELECT id FROM models WHERE name = ?1"};
 static store_sql sql_model_delete = {.sql = "DELETE FROM models WHERE id = ?1"};
+/* A model's finished jobs go with it (their metrics, inline data and any
+ * checkpoint by ON DELETE CASCADE): a model created again under the name
+ * starts with no history that speaks of versions it does not have. */
+static store_sql sql_model_delete_jobs = {.sql = "DELETE FROM jobs WHERE model = ?1"};
 static store_sql sql_model_active_job = {.sql =
     "SELECT id, status FROM jobs WHERE model = ?1 "
     "AND status IN ('queued', 'running') ORDER BY seq LIMIT 1"};
@@ -212,6 +216,11 @@ int store_model_delete(store *s, const char *name, srv_err *e)
         goto fail;
     sqlite3_bind_int64(st, 1, id);
     if (store_exec_stmt(s, st, "deleting a model", e) < 0)
+        goto fail;
+    if (!(st = store_stmt(s, &sql_model_delete_jobs, e)))
+        goto fail;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (store_exec_stmt(s, st, "deleting a model's jobs", e) < 0)
         goto fail;
     return store_commit(s, e);
 fail:
