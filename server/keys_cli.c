@@ -208,10 +208,24 @@ static int keys_list(const keys_args *k)
 
     if (keys_open(k->db, 0, NULL, &s) != 0)
         return 1;
-    int rc = store_key_list(s, &arr, &e);
+    /* The CLI shows every key: page after page into one array. */
+    store_page pg = {.limit = STORE_PAGE_MAX};
+    char after[sizeof pg.next];
+    int rc = (arr = json_array()) ? 0 : err_set(&e, ERR_INTERNAL, "out of memory");
+    do {
+        json_t *page = NULL;
+        if (rc == 0)
+            rc = store_key_list(s, &pg, &page, &e);
+        if (rc == 0 && json_array_extend(arr, page) != 0)
+            rc = err_set(&e, ERR_INTERNAL, "out of memory");
+        json_decref(page);
+        snprintf(after, sizeof after, "%s", pg.next);
+        pg.after = after;
+    } while (rc == 0 && after[0]);
     store_close(s);
     if (rc != 0) {
         fprintf(stderr, "backpropd keys list: %s\n", e.msg);
+        json_decref(arr);
         return 1;
     }
     if (k->json) {

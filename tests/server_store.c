@@ -53,6 +53,9 @@ static void teardown(void)
 
 TestSuite(store, .init = setup, .fini = teardown);
 
+/* One page as long as the store allows: every list the tests make fits. */
+static store_page ALL = {.limit = STORE_PAGE_MAX};
+
 static store *open_ok(void)
 {
     store *s = NULL;
@@ -275,7 +278,7 @@ Test(store, model_create_get_list_delete)
 
     create_model(s, "alpha", 2, 2);
     json_t *list = NULL;
-    cr_assert_eq(store_model_list(s, &list, &e), 0, "%s", e.msg);
+    cr_assert_eq(store_model_list(s, &ALL, &list, &e), 0, "%s", e.msg);
     cr_assert_eq(json_array_size(list), 2);
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "name")),
                      "alpha");
@@ -389,7 +392,7 @@ Test(store, labelled_dataset_round_trips_with_class_names)
     free(id);
 
     json_t *list = NULL;
-    cr_assert_eq(store_dataset_list(s, &list, &e), 0);
+    cr_assert_eq(store_dataset_list(s, &ALL, &list, &e), 0);
     cr_assert_eq(json_array_size(list), 1);
     json_decref(list);
     cr_assert_eq(store_dataset_get(s, "none", &o, &e), -1);
@@ -562,11 +565,11 @@ Test(store, job_claim_epochs_succeed_gives_versions_1_and_2)
     cr_assert_eq(counts[0] + counts[1] + counts[3] + counts[4], 0);
 
     json_t *list = NULL;
-    cr_assert_eq(store_job_list(s, "iris", &(job_status){JOB_SUCCEEDED}, &list, &e), 0);
+    cr_assert_eq(store_job_list(s, "iris", &(job_status){JOB_SUCCEEDED}, &ALL, &list, &e), 0);
     cr_assert_eq(json_array_size(list), 2);
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "id")), id1);
     json_decref(list);
-    cr_assert_eq(store_job_list(s, NULL, &(job_status){JOB_QUEUED}, &list, &e), 0);
+    cr_assert_eq(store_job_list(s, NULL, &(job_status){JOB_QUEUED}, &ALL, &list, &e), 0);
     cr_assert_eq(json_array_size(list), 0);
     json_decref(list);
     free(id1);
@@ -823,7 +826,7 @@ Test(store, delete_refused_while_job_active_then_takes_its_jobs)
     cr_assert_eq(e.code, ERR_NOT_FOUND);
     /* A model created again under the name starts with no history. */
     create_model(s, "m", 2, 2);
-    cr_assert_eq(store_job_list(s, "m", NULL, &j, &e), 0, "%s", e.msg);
+    cr_assert_eq(store_job_list(s, "m", NULL, &ALL, &j, &e), 0, "%s", e.msg);
     cr_assert_eq(json_array_size(j), 0);
     json_decref(j);
     free(a);
@@ -927,7 +930,7 @@ Test(store, pool_serves_concurrent_writers)
     }
     store *s = store_pool_get(shared_pool);
     json_t *list = NULL;
-    cr_assert_eq(store_model_list(s, &list, &e), 0);
+    cr_assert_eq(store_model_list(s, &ALL, &list, &e), 0);
     cr_assert_eq(json_array_size(list), 60);
     json_decref(list);
     store_pool_put(shared_pool, s);
@@ -960,7 +963,7 @@ Test(store, busy_database_is_unavailable_not_a_hang, .timeout = 30)
     cr_assert_not_null(strstr(e.msg, "busy"), "%s", e.msg);
     /* Reads are not blocked by a writer (WAL). */
     json_t *list = NULL;
-    cr_assert_eq(store_model_list(s, &list, &e), 0, "%s", e.msg);
+    cr_assert_eq(store_model_list(s, &ALL, &list, &e), 0, "%s", e.msg);
     json_decref(list);
     sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(other);

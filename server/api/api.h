@@ -9,6 +9,13 @@
 #include "app.h"
 #include "http/http.h"
 
+/* page.c: ?limit= (1..STORE_PAGE_MAX, default the maximum) and ?after=
+ * of a list endpoint, whose cursor is a name or a sequence number. */
+typedef enum { PAGE_BY_NAME, PAGE_BY_SEQ } api_page_kind;
+int api_page_parse(const http_req *rq, api_page_kind kind, store_page *pg, srv_err *e);
+/* {"<key>": items, "next": cursor or null} (takes items). */
+json_t *api_page_body(const char *key, json_t *items, const store_page *pg);
+
 void api_healthz(app *a, const http_req *rq, http_res *rs);
 void api_readyz(app *a, const http_req *rq, http_res *rs);
 void api_metrics(app *a, const http_req *rq, http_res *rs);

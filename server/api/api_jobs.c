@@ -234,14 +234,19 @@ void api_jobs_list(app *a, const http_req *rq, http_res *rs)
             return;
         }
     }
+    store_page pg;
+    if (api_page_parse(rq, PAGE_BY_SEQ, &pg, &e) != 0) {
+        http_res_error(rs, &e);
+        return;
+    }
     store *s = store_pool_get(a->pool);
-    int rc = store_job_list(s, model, status ? &want : NULL, &arr, &e);
+    int rc = store_job_list(s, model, status ? &want : NULL, &pg, &arr, &e);
     store_pool_put(a->pool, s);
     if (rc != 0) {
         http_res_error(rs, &e);
         return;
     }
-    http_res_json(rs, 200, json_pack("{s:o}", "jobs", arr));
+    http_res_json(rs, 200, api_page_body("jobs", arr, &pg));
 }
 
 void api_job_get(app *a, const http_req *rq, http_res *rs)

@@ -45,17 +45,21 @@ void api_models_create(app *a, const http_req *rq, http_res *rs)
 
 void api_models_list(app *a, const http_req *rq, http_res *rs)
 {
-    (void)rq;
     srv_err e = {0};
     json_t *arr = NULL;
+    store_page pg;
+    if (api_page_parse(rq, PAGE_BY_NAME, &pg, &e) != 0) {
+        http_res_error(rs, &e);
+        return;
+    }
     store *s = store_pool_get(a->pool);
-    int rc = store_model_list(s, &arr, &e);
+    int rc = store_model_list(s, &pg, &arr, &e);
     store_pool_put(a->pool, s);
     if (rc != 0) {
         http_res_error(rs, &e);
         return;
     }
-    http_res_json(rs, 200, json_pack("{s:o}", "models", arr));
+    http_res_json(rs, 200, api_page_body("models", arr, &pg));
 }
 
 void api_model_get(app *a, const http_req *rq, http_res *rs)

@@ -171,25 +171,52 @@ static void safe_copy(const char *s, char *out, size_t cap)
         out[w < cap ? w : cap - 1] = '\0';
 }
 
-/* A percent-decoded query key or value holding a NUL byte ("?name=a%00b")
- * would reach the handlers as a C string cut at the NUL ("a"), so such a
- * request is refused instead of served under the shorter value. */
-typedef struct {
-    int found;
-    char key[72];
-} query_nul;
+/* The query string against the route's row: each parameter must be one
+ * the route takes (an ignored one would let "?limit=2" look honoured), at
+ * most once (the handler would see only the first), and hold no NUL byte:
+ * "?name=a%00b" would reach the handler as a C string cut at the NUL
+ * ("a") and be served under the shorter value. */
+typedef enum { QUERY_OK, QUERY_NUL, QUERY_UNKNOWN, QUERY_TWICE } query_fault;
 
-static enum MHD_Result query_nul_check(void *cls, enum MHD_ValueKind kind, const char *key,
-                                       size_t key_size, const char *value, size_t value_size)
+typedef struct {
+    const char *allowed; /* the row's space-separated names, or NULL */
+    unsigned seen;       /* bit i: the i-th allowed name came */
+    query_fault fault;
+    char key[72];
+} query_check;
+
+/* The position of key among the space-separated names, or -1. */
+static int query_index(const char *names, const char *key, size_t n)
 {
-    query_nul *q = cls;
-    (void)kind;
-    if ((key && strlen(key) != key_size) || (value && strlen(value) != value_size)) {
-        q->found = 1;
-        safe_copy(key, q->key, sizeof q->key);
-        return MHD_NO;
+    int i = 0;
+    for (const char *p = names; p && *p; i++) {
+        size_t len = strcspn(p, " ");
+        if (len == n && memcmp(p, key, n) == 0)
+            return i;
+        p += len;
+        p += *p == ' ';
     }
-    return MHD_YES;
+    return -1;
+}
+
+static enum MHD_Result query_scan(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  size_t key_size, const char *value, size_t value_size)
+{
+    query_check *q = cls;
+    int i;
+    (void)kind;
+    if ((key && strlen(key) != key_size) || (value && strlen(value) != value_size))
+        q->fault = QUERY_NUL;
+    else if ((i = query_index(q->allowed, key ? key : "", key_size)) < 0)
+        q->fault = QUERY_UNKNOWN;
+    else if (q->seen & (1u << i))
+        q->fault = QUERY_TWICE;
+    else
+        q->seen |= 1u << i;
+    if (q->fault == QUERY_OK)
+        return MHD_YES;
+    safe_copy(key, q->key, sizeof q->key);
+    return MHD_NO;
 }
 
 const char *http_query(const http_req *rq, const char *key)
@@ -553,12 +580,23 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
     srv_err auth_err;
     if (auth_check(ctx->a, conn, st->route, method, &auth_err) != 0)
         return reject_err(st, conn, method, &auth_err, NULL);
-    query_nul qn = {0};
+    query_check qc = {.allowed = st->route->query};
     if (st->has_query)
-        MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, query_nul_check, &qn);
-    if (qn.found)
+        MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, query_scan, &qc);
+    if (qc.fault == QUERY_NUL)
         return reject(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
-                      "query parameter \"%s\": contains a NUL byte (%%00)", qn.key);
+                      "query parameter \"%s\": contains a NUL byte (%%00)", qc.key);
+    if (qc.fault == QUERY_UNKNOWN && !st->route->query)
+        return reject(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
+                      "query parameter \"%s\": unknown; %s %s takes no query parameters",
+                      qc.key, st->route->method, st->route->tmpl);
+    if (qc.fault == QUERY_UNKNOWN)
+        return reject(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
+                      "query parameter \"%s\": unknown; %s %s takes %s", qc.key,
+                      st->route->method, st->route->tmpl, st->route->query);
+    if (qc.fault == QUERY_TWICE)
+        return reject(st, conn, method, ERR_INVALID_ARGUMENT, NULL,
+                      "query parameter \"%s\": given more than once; expected it once", qc.key);
     if (has_len && clen > cfg->limits.max_body)
         return reject(st, conn, method, ERR_PAYLOAD_TOO_LARGE, NULL,
                       "request body is %llu bytes; the limit is %zu bytes (--max-body)", clen,

@@ -123,6 +123,14 @@ static void allow_add(path_def *pd, const char *method)
 static const route *router_find_built(int path, const char *method);
 static int router_path_of_built(const char *tmpl);
 
+static int query_names(const char *q)
+{
+    int n = 1;
+    for (; *q; q++)
+        n += *q == ' ';
+    return n;
+}
+
 static void table_build(void)
 {
     paths[ROUTE_NONE].tmpl = "unmatched";
@@ -142,6 +150,8 @@ static void table_build(void)
         }
         if (!r->handler)
             table_bad(r, "no handler");
+        if (r->query && (strlen(r->query) == 0 || query_names(r->query) > 16))
+            table_bad(r, "query: 1 to 16 space-separated names, or NULL");
         row_path[i] = p;
         allow_add(&paths[p], r->method);
     }

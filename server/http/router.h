@@ -39,6 +39,8 @@ typedef struct route {
     auth_scope scope;       /* what a key needs (AUTH_OPEN: no key) */
     route_body body;
     js_body arrays;         /* with a JSON body: the data arrays read as matrices */
+    const char *query;      /* the query parameters it takes, space-separated
+                               (at most 16), or NULL: any other is a 400 */
 } route;
 
 /* The table (server/api/routes.c), in the order openapi.yaml lists it. */

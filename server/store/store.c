@@ -803,6 +803,50 @@ int store_fetch_one(struct store *s, store_sql *q, store_row_fn fn, const char *
     return r;
 }
 
+int store_fetch_page(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *what,
+                     store_page *pg, json_t **out, srv_err *e)
+{
+    int n_params = sqlite3_bind_parameter_count(st), rc;
+    uint32_t kept = 0;
+    int more = 0;
+    json_t *a = json_array();
+    pg->next[0] = '\0';
+    if (!a) {
+        store_done(st);
+        return store_oom(e);
+    }
+    sqlite3_bind_int64(st, n_params, (sqlite3_int64)pg->limit + 1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (kept == pg->limit) {
+            /* one more row: the last kept one's cursor starts the next page */
+            more = 1;
+            rc = SQLITE_DONE;
+            break;
+        }
+        json_t *o;
+        int r = fn(st, &o, e);
+        if (r == 0 && json_array_append_new(a, o) < 0)
+            r = store_oom(e);
+        if (r < 0) {
+            store_done(st);
+            json_decref(a);
+            return -1;
+        }
+        const char *cur = (const char *)sqlite3_column_text(st, sqlite3_column_count(st) - 1);
+        snprintf(pg->next, sizeof pg->next, "%s", cur ? cur : "");
+        kept++;
+    }
+    if (!more)
+        pg->next[0] = '\0'; /* the rows ran out: this page is the last */
+    store_done(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(a);
+        return store_fail(s, rc, what, e);
+    }
+    *out = a;
+    return 0;
+}
+
 int store_fetch_all(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *what,
                     json_t **out, srv_err *e)
 {

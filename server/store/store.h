@@ -41,13 +41,27 @@ void store_close(store *s);
 /* Highest migration applied / known to this binary. */
 int store_schema_version(store *s);
 
+/* ---- pages ----
+ * Lists come a page at a time, in a fixed order, so a client can walk a
+ * long one: up to `limit` items after the cursor `after` (NULL: from the
+ * start); `next` comes back as the cursor of the next page, "" when this
+ * one is the last.  Cursors are opaque to clients: a name for models and
+ * data sets (in name order), a sequence number for jobs and keys (oldest
+ * first). */
+#define STORE_PAGE_MAX 1000
+typedef struct {
+    uint32_t limit;      /* 1..STORE_PAGE_MAX */
+    const char *after;   /* the cursor, validated by the caller, or NULL */
+    char next[80];       /* out */
+} store_page;
+
 /* ---- models ---- */
 /* spec: the canonical spec from decode_model.  Returns the model object:
  * name, inputs, layers, loss, init, seed, parameters, version (0),
  * classes (null), created_at, updated_at. */
 int store_model_create(store *s, const json_t *spec, json_t **out, srv_err *e);
 int store_model_get(store *s, const char *name, json_t **out, srv_err *e);
-int store_model_list(store *s, json_t **out /* array */, srv_err *e);
+int store_model_list(store *s, store_page *pg, json_t **out /* array */, srv_err *e);
 /* 409 while one of its jobs is queued or running; deletes versions too. */
 int store_model_delete(store *s, const char *name, srv_err *e);
 /* [{"version","job","created_at","metrics":{"train_loss","val_loss","val_accuracy"}}] */
@@ -62,7 +76,7 @@ int store_version_blob(store *s, const char *name, uint32_t version, void **blob
 /* Returns {"name","rows","features","targets","classes","created_at"}. */
 int store_dataset_create(store *s, const char *name, const ds_data *d, json_t **out, srv_err *e);
 int store_dataset_get(store *s, const char *name, json_t **out, srv_err *e);
-int store_dataset_list(store *s, json_t **out, srv_err *e);
+int store_dataset_list(store *s, store_page *pg, json_t **out, srv_err *e);
 /* 409 while a queued or running job uses it. */
 int store_dataset_delete(store *s, const char *name, srv_err *e);
 /* Shape without loading the matrix (for the 422 checks at job creation). */
@@ -81,8 +95,8 @@ int store_job_create(store *s, const json_t *params, const ds_data *inline_data,
  * params, created_at, started_at, finished_at. */
 int store_job_get(store *s, const char *id, json_t **out, srv_err *e);
 /* Oldest first; model and status filters may be NULL. */
-int store_job_list(store *s, const char *model, const job_status *status, json_t **out,
-                   srv_err *e);
+int store_job_list(store *s, const char *model, const job_status *status, store_page *pg,
+                   json_t **out, srv_err *e);
 /* queued → cancelled at once (*was_running = 0); running → cancel
  * requested, the worker ends it (*was_running = 1); finished → 409. */
 int store_job_cancel(store *s, const char *id, int *was_running, json_t **out, srv_err *e);
@@ -168,7 +182,7 @@ int store_key_create(store *s, const char *name, auth_scope scope,
                      const unsigned char hash[AUTH_HASH_BYTES], json_t **out, srv_err *e);
 /* [{"name","scope","created_at","revoked_at"}], oldest first; never a
  * hash. */
-int store_key_list(store *s, json_t **out, srv_err *e);
+int store_key_list(store *s, store_page *pg, json_t **out, srv_err *e);
 /* Revokes the active key called name (ERR_NOT_FOUND when there is none).
  * keep_last_admin: refuse (ERR_CONFLICT) to revoke the only active admin
  * key.  *was_last_admin (may be NULL) tells the caller it just did. */

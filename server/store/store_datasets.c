@@ -19,9 +19,10 @@ static store_sql sql_dataset_insert = {.sql =
 static store_sql sql_dataset_get = {.sql =
     "SELECT name, rows, features, target_width, class_names, created_at "
     "FROM datasets WHERE name = ?1"};
+/* ?1 the cursor (a name) or NULL, ?2 the limit; the last column is the cursor. */
 static store_sql sql_dataset_list = {.sql =
-    "SELECT name, rows, features, target_width, class_names, created_at "
-    "FROM datasets ORDER BY name"};
+    "SELECT name, rows, features, target_width, class_names, created_at, name "
+    "FROM datasets WHERE ?1 IS NULL OR name > ?1 ORDER BY name LIMIT ?2"};
 static store_sql sql_dataset_shape = {.sql =
     "SELECT rows, features, target_width, n_classes, integer_targets, "
     "max_target FROM datasets WHERE name = ?1"};
@@ -98,13 +99,15 @@ fail:
     return -1;
 }
 
-int store_dataset_list(store *s, json_t **out, srv_err *e)
+int store_dataset_list(store *s, store_page *pg, json_t **out, srv_err *e)
 {
     *out = NULL;
     sqlite3_stmt *st = store_stmt(s, &sql_dataset_list, e);
     if (!st)
         return -1;
-    return store_fetch_all(s, st, dataset_from_row, "listing datasets", out, e);
+    if (pg->after)
+        sqlite3_bind_text(st, 1, pg->after, -1, SQLITE_STATIC);
+    return store_fetch_page(s, st, dataset_from_row, "listing datasets", pg, out, e);
 }
 
 int store_dataset_delete(store *s, const char *name, srv_err *e)

@@ -125,6 +125,11 @@ int store_row_done(json_t *o, int bad, json_t **out, srv_err *e);
  * object, ERR_NOT_FOUND "<kind> \"<key>\" not found" without one. */
 int store_fetch_one(struct store *s, store_sql *q, store_row_fn fn, const char *kind,
                     const char *key, json_t **out, srv_err *e);
+/* One page of a bound statement whose last parameter is the LIMIT (bound
+ * here to pg->limit + 1, to see whether more follow) and whose last column
+ * is the row's cursor: the rows' objects, pg->next set when more follow. */
+int store_fetch_page(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *what,
+                     store_page *pg, json_t **out, srv_err *e);
 /* Steps a bound statement to the end: an array of the rows' objects.
  * `what` names the listing in errors.  Resets st. */
 int store_fetch_all(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *what,

@@ -42,14 +42,18 @@ static store_sql sql_job_data_insert = {.sql =
     "n_classes, class_names, integer_targets, max_target, x, y, labels) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"};
 static store_sql sql_job_get = {.sql = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1"};
-static store_sql sql_job_list = {.sql = "SELECT " JOB_COLS " FROM jobs ORDER BY seq"};
+/* Listings: ?1 model, ?2 status (each only where filtered), ?3 the cursor
+ * (a seq) or NULL, ?4 the limit; the last column is the cursor.  Four
+ * statements rather than one with "?1 IS NULL OR": each can use its index. */
+#define JOB_PAGE "(?3 IS NULL OR seq > ?3) ORDER BY seq LIMIT ?4"
+static store_sql sql_job_list = {.sql =
+    "SELECT " JOB_COLS ", seq FROM jobs WHERE coalesce(?1, ?2) IS NULL AND " JOB_PAGE};
 static store_sql sql_job_list_model = {.sql =
-    "SELECT " JOB_COLS " FROM jobs WHERE model = ?1 ORDER BY seq"};
+    "SELECT " JOB_COLS ", seq FROM jobs WHERE model = ?1 AND ?2 IS NULL AND " JOB_PAGE};
 static store_sql sql_job_list_status = {.sql =
-    "SELECT " JOB_COLS " FROM jobs WHERE status = ?1 ORDER BY seq"};
+    "SELECT " JOB_COLS ", seq FROM jobs WHERE ?1 IS NULL AND status = ?2 AND " JOB_PAGE};
 static store_sql sql_job_list_both = {.sql =
-    "SELECT " JOB_COLS " FROM jobs WHERE model = ?1 AND status = ?2 "
-    "ORDER BY seq"};
+    "SELECT " JOB_COLS ", seq FROM jobs WHERE model = ?1 AND status = ?2 AND " JOB_PAGE};
 static store_sql sql_job_status = {.sql = "SELECT status FROM jobs WHERE id = ?1"};
 static store_sql sql_job_cancel_queued = {.sql =
     "UPDATE jobs SET status = 'cancelled', finished_at = " NOW
@@ -294,8 +298,8 @@ out:
     return r;
 }
 
-int store_job_list(store *s, const char *model, const job_status *status, json_t **out,
-                   srv_err *e)
+int store_job_list(store *s, const char *model, const job_status *status, store_page *pg,
+                   json_t **out, srv_err *e)
 {
     *out = NULL;
     store_sql *q = model && status ? &sql_job_list_both
@@ -305,12 +309,13 @@ int store_job_list(store *s, const char *model, const job_status *status, json_t
     sqlite3_stmt *st = store_stmt(s, q, e);
     if (!st)
         return -1;
-    int i = 1;
     if (model)
-        sqlite3_bind_text(st, i++, model, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
     if (status)
-        sqlite3_bind_text(st, i++, job_status_name(*status), -1, SQLITE_STATIC);
-    return store_fetch_all(s, st, job_from_row, "listing jobs", out, e);
+        sqlite3_bind_text(st, 2, job_status_name(*status), -1, SQLITE_STATIC);
+    if (pg->after)
+        sqlite3_bind_int64(st, 3, strtoll(pg->after, NULL, 10));
+    return store_fetch_page(s, st, job_from_row, "listing jobs", pg, out, e);
 }
 
 /* The status of a job; ERR_NOT_FOUND when there is none. */

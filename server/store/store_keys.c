@@ -10,6 +10,7 @@
  */
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store/store.h"
@@ -208,35 +209,29 @@ static int key_revoke_active(struct store *s, const char *name, const char *what
     return key_exec(s, st, what, changes, e);
 }
 
-int store_key_list(store *s, json_t **out, srv_err *e)
+/* Columns: name, scope, created_at, revoked_at (then the cursor). */
+static int key_from_row(sqlite3_stmt *st, json_t **out, srv_err *e)
+{
+    *out = json_pack("{s:o,s:o,s:o,s:o}", "name", store_col_text(st, 0), "scope",
+                     store_col_text(st, 1), "created_at", store_col_text(st, 2), "revoked_at",
+                     store_col_text(st, 3));
+    return *out ? 0 : err_set(e, ERR_INTERNAL, "out of memory listing the keys");
+}
+
+int store_key_list(store *s, store_page *pg, json_t **out, srv_err *e)
 {
     *out = NULL;
     sqlite3_stmt *st = key_stmt(s,
-                                "SELECT name, scope, created_at, revoked_at FROM api_keys "
-                                "ORDER BY id",
+                                "SELECT name, scope, created_at, revoked_at, id FROM api_keys "
+                                "WHERE ?1 IS NULL OR id > ?1 ORDER BY id LIMIT ?2",
                                 e);
     if (!st)
         return -1;
-    json_t *arr = json_array();
-    int rc;
-    while (arr && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *k = json_pack("{s:o,s:o,s:o,s:o}", "name", store_col_text(st, 0), "scope",
-                              store_col_text(st, 1), "created_at", store_col_text(st, 2),
-                              "revoked_at", store_col_text(st, 3));
-        if (!k || json_array_append_new(arr, k) < 0) {
-            json_decref(arr);
-            arr = NULL;
-        }
-    }
+    if (pg->after)
+        sqlite3_bind_int64(st, 1, strtoll(pg->after, NULL, 10));
+    int rc = store_fetch_page(s, st, key_from_row, "listing the API keys", pg, out, e);
     sqlite3_finalize(st);
-    if (!arr)
-        return err_set(e, ERR_INTERNAL, "out of memory listing the keys");
-    if (rc != SQLITE_DONE) {
-        json_decref(arr);
-        return store_fail(s, rc, "listing the API keys", e);
-    }
-    *out = arr;
-    return 0;
+    return rc;
 }
 
 /* Counts inside or outside a transaction. */

@@ -21,7 +21,10 @@ static store_sql sql_model_insert = {.sql =
     "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, " NOW
     ", " NOW ")"};
 static store_sql sql_model_get = {.sql = "SELECT " MODEL_COLS " FROM models m WHERE m.name = ?1"};
-static store_sql sql_model_list = {.sql = "SELECT " MODEL_COLS " FROM models m ORDER BY m.name"};
+/* ?1 the cursor (a name) or NULL, ?2 the limit; the last column is the cursor. */
+static store_sql sql_model_list = {.sql =
+    "SELECT " MODEL_COLS ", m.name FROM models m WHERE ?1 IS NULL OR m.name > ?1 "
+    "ORDER BY m.name LIMIT ?2"};
 store_sql sql_model_id = {.sql = "SELECT id FROM models WHERE name = ?1"};
 static store_sql sql_model_delete = {.sql = "DELETE FROM models WHERE id = ?1"};
 /* A model's finished jobs go with it (their metrics, inline data and any
@@ -174,13 +177,15 @@ int store_model_get(store *s, const char *name, json_t **out, srv_err *e)
     return model_fetch(s, name, 1, out, e);
 }
 
-int store_model_list(store *s, json_t **out, srv_err *e)
+int store_model_list(store *s, store_page *pg, json_t **out, srv_err *e)
 {
     *out = NULL;
     sqlite3_stmt *st = store_stmt(s, &sql_model_list, e);
     if (!st)
         return -1;
-    return store_fetch_all(s, st, model_row_full, "listing models", out, e);
+    if (pg->after)
+        sqlite3_bind_text(st, 1, pg->after, -1, SQLITE_STATIC);
+    return store_fetch_page(s, st, model_row_full, "listing models", pg, out, e);
 }
 
 /* ERR_CONFLICT naming the first queued or running job found by q. */
