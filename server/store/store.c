@@ -803,23 +803,23 @@ int store_fetch_one(struct store *s, store_sql *q, store_row_fn fn, const char *
     return r;
 }
 
-int store_fetch_page(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *what,
-                     store_page *pg, json_t **out, srv_err *e)
+/* Steps st into an array of its rows' objects: at most max of them; *more
+ * says a further row was there, cursor (cap bytes, may be NULL) gets the
+ * last column of the last row kept.  Resets st. */
+static int fetch_rows(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *what,
+                      uint32_t max, int *more, char *cursor, size_t cap, json_t **out, srv_err *e)
 {
-    int n_params = sqlite3_bind_parameter_count(st), rc;
     uint32_t kept = 0;
-    int more = 0;
+    int rc;
     json_t *a = json_array();
-    pg->next[0] = '\0';
+    *more = 0;
     if (!a) {
         store_done(st);
         return store_oom(e);
     }
-    sqlite3_bind_int64(st, n_params, (sqlite3_int64)pg->limit + 1);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (kept == pg->limit) {
-            /* one more row: the last kept one's cursor starts the next page */
-            more = 1;
+        if (kept == max) {
+            *more = 1;
             rc = SQLITE_DONE;
             break;
         }
@@ -832,12 +832,12 @@ int store_fetch_page(struct store *s, sqlite3_stmt *st, store_row_fn fn, const c
             json_decref(a);
             return -1;
         }
-        const char *cur = (const char *)sqlite3_column_text(st, sqlite3_column_count(st) - 1);
-        snprintf(pg->next, sizeof pg->next, "%s", cur ? cur : "");
+        if (cursor) {
+            const char *cur = (const char *)sqlite3_column_text(st, sqlite3_column_count(st) - 1);
+            snprintf(cursor, cap, "%s", cur ? cur : "");
+        }
         kept++;
     }
-    if (!more)
-        pg->next[0] = '\0'; /* the rows ran out: this page is the last */
     store_done(st);
     if (rc != SQLITE_DONE) {
         json_decref(a);
@@ -847,31 +847,21 @@ int store_fetch_page(struct store *s, sqlite3_stmt *st, store_row_fn fn, const c
     return 0;
 }
 
+int store_fetch_page(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *what,
+                     store_page *pg, json_t **out, srv_err *e)
+{
+    int more;
+    /* one row past the page tells whether another page follows */
+    sqlite3_bind_int64(st, sqlite3_bind_parameter_count(st), (sqlite3_int64)pg->limit + 1);
+    int rc = fetch_rows(s, st, fn, what, pg->limit, &more, pg->next, sizeof pg->next, out, e);
+    if (rc != 0 || !more)
+        pg->next[0] = '\0'; /* the rows ran out: this page is the last */
+    return rc;
+}
+
 int store_fetch_all(struct store *s, sqlite3_stmt *st, store_row_fn fn, const char *what,
                     json_t **out, srv_err *e)
 {
-    json_t *a = json_array();
-    if (!a) {
-        store_done(st);
-        return store_oom(e);
-    }
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *o;
-        int r = fn(st, &o, e);
-        if (r == 0 && json_array_append_new(a, o) < 0)
-            r = store_oom(e);
-        if (r < 0) {
-            store_done(st);
-            json_decref(a);
-            return -1;
-        }
-    }
-    store_done(st);
-    if (rc != SQLITE_DONE) {
-        json_decref(a);
-        return store_fail(s, rc, what, e);
-    }
-    *out = a;
-    return 0;
+    int more;
+    return fetch_rows(s, st, fn, what, UINT32_MAX, &more, NULL, 0, out, e);
 }
