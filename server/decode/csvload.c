@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "bp.h"
 
@@ -103,26 +104,83 @@ static void col_name(const csvload *c, uint32_t col, char *buf, size_t size)
     snprintf(buf, size, "%s", q + 1);
 }
 
-/* A finite float from the whole field, spaces and tabs around it allowed.
- * s[len] must be a NUL, as libcsv guarantees with CSV_APPEND_NULL, so
- * strtof stops inside the field; an embedded NUL stops it early and the
- * field is rejected. */
-static int parse_float(const char *s, size_t len, float *out)
+/* The length of the JSON number (RFC 8259 section 6) at the start of s, or
+ * 0: a CSV number is spelled as a JSON one, so the same data reads the same
+ * way in either format ("0x10", "1.", ".5", "+1" and "1e" are not numbers). */
+static size_t json_number_len(const char *s, size_t len)
+{
+    size_t i = 0;
+#define DIGITS(from) \
+    do {             \
+        from = i;    \
+        while (i < len && s[i] >= '0' && s[i] <= '9') \
+            i++;     \
+    } while (0)
+    size_t d;
+    if (i < len && s[i] == '-')
+        i++;
+    if (i < len && s[i] == '0')
+        i++;
+    else {
+        DIGITS(d);
+        if (i == d)
+            return 0;
+    }
+    if (i < len && s[i] == '.') {
+        i++;
+        DIGITS(d);
+        if (i == d)
+            return 0;
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-'))
+            i++;
+        DIGITS(d);
+        if (i == d)
+            return 0;
+    }
+#undef DIGITS
+    return i;
+}
+
+/* 1 for the spellings of a non-finite number other tools write. */
+static int nonfinite_word(const char *s, size_t len)
+{
+    static const char *const words[] = {"nan", "inf", "infinity"};
+    if (len && (*s == '+' || *s == '-'))
+        s++, len--;
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (len == strlen(words[i]) && strncasecmp(s, words[i], len) == 0)
+            return 1;
+    return 0;
+}
+
+typedef enum { NUM_OK = 0, NUM_NOT_A_NUMBER = -1, NUM_NOT_FINITE = -2 } num_result;
+
+/* A finite float32 from the whole field, spaces and tabs around it
+ * allowed: NUM_NOT_FINITE for NaN and infinities and for numbers past the
+ * float32 range (1e39), NUM_NOT_A_NUMBER for anything else that is not a
+ * JSON number.  s[len] must be a NUL, as libcsv guarantees with
+ * CSV_APPEND_NULL, so strtof stops inside the field. */
+static num_result parse_float(const char *s, size_t len, float *out)
 {
     while (len && (*s == ' ' || *s == '\t'))
         s++, len--;
     while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
         len--;
-    /* Only plain decimal (or hex) notation: no "nan", "inf", or the
-     * whitespace strtof would skip. */
-    if (!len || !*s || !strchr("+-.0123456789", *s))
-        return -1;
+    if (nonfinite_word(s, len))
+        return NUM_NOT_FINITE;
+    if (!len || json_number_len(s, len) != len)
+        return NUM_NOT_A_NUMBER;
     char *end;
     float f = strtof(s, &end);
-    if (end != s + len || !isfinite(f))
-        return -1;
+    if (end != s + len)
+        return NUM_NOT_A_NUMBER;
+    if (!isfinite(f))
+        return NUM_NOT_FINITE;
     *out = f;
-    return 0;
+    return NUM_OK;
 }
 
 /* ---- header ------------------------------------------------------------ */
@@ -285,6 +343,17 @@ static void label_field(csvload *c, uint32_t col, const char *s, size_t len)
             fail(c, ERR_INVALID_ARGUMENT,
                  "row %llu, column %u (%s): a label must be UTF-8 without NUL bytes",
                  (unsigned long long)c->row, col + 1, name);
+        return;
+    }
+    float ignored;
+    if (parse_float(s, len, &ignored) == NUM_NOT_FINITE) {
+        /* Not a class name: a number that would train as garbage. */
+        char q[160];
+        col_name(c, col, name, sizeof name);
+        dq_quote(q, sizeof q, s, len);
+        fail(c, ERR_INVALID_ARGUMENT,
+             "row %llu, column %u (%s): expected a finite number or a class name, got %s",
+             (unsigned long long)c->row, col + 1, name, q);
         return;
     }
     if (c->numeric) {
