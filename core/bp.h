@@ -52,13 +52,17 @@ typedef enum {
 
 const char *bp_status_str(bp_status s);
 
+/* Each activation is one row of core's table (core/act.c): its name, the
+ * init BP_INIT_AUTO picks for it, its kernels, whether it is output-only.
+ * The values are part of saved models' architecture: never renumber. */
 typedef enum {
     BP_ACT_LINEAR = 0,
     BP_ACT_RELU,
     BP_ACT_LEAKY_RELU, /* slope 0.01 below zero */
     BP_ACT_TANH,
     BP_ACT_SIGMOID,
-    BP_ACT_SOFTMAX     /* output layer only */
+    BP_ACT_SOFTMAX,    /* output layer only */
+    BP_ACT_COUNT       /* not an activation: how many there are */
 } bp_activation;
 
 typedef enum {
@@ -81,6 +85,14 @@ const char *bp_init_name(bp_init i);
 int bp_activation_parse(const char *s, bp_activation *out);
 int bp_loss_parse(const char *s, bp_loss *out);
 int bp_init_parse(const char *s, bp_init *out);
+
+/* The activations in the order the API lists them (openapi.yaml's enum):
+ * sets *out to the i-th and returns 0, or returns -1 past the last. */
+int bp_activation_listed(unsigned i, bp_activation *out);
+/* The scheme BP_INIT_AUTO draws a layer of activation a with: BP_INIT_HE
+ * for the relu family, BP_INIT_XAVIER otherwise (BP_INIT_AUTO if a is not
+ * an activation). */
+bp_init bp_activation_init(bp_activation a);
 
 typedef struct {
     uint32_t units;

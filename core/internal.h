@@ -124,16 +124,49 @@ void bp_transpose(const bp_real *src, bp_real *dst, size_t rows, size_t cols);
  * forward product in the trainer. */
 #define BP_WT_MAX 65536u
 
-/* ---- act.c: fused elementwise kernels ----------------------------------- */
+/* ---- act.c: the activation table and the fused elementwise kernels ------ */
 
 /* Hidden/any layer forward: H = f(Z + b) in place over rows x n; when mask is
  * non-NULL also A = H * mask (inverted dropout) into A. */
-void bp_act_forward(bp_activation act, bp_real *Z, const bp_real *b, size_t rows, size_t n,
-                    const bp_real *mask, bp_real *A);
+typedef void (*bp_act_forward_fn)(bp_real *Z, const bp_real *b, size_t rows, size_t n,
+                                  const bp_real *mask, bp_real *A);
 /* Hidden layer backward: D (in dA, out dZ) = dA * mask * f'(H) where H is
  * the stored activation output; db = column sums of dZ (overwritten). */
-void bp_act_backward(bp_activation act, const bp_real *H, const bp_real *mask, bp_real *D,
-                     size_t rows, size_t n, bp_real *db);
+typedef void (*bp_act_backward_fn)(const bp_real *H, const bp_real *mask, bp_real *D,
+                                   size_t rows, size_t n, bp_real *db);
+
+/* One row per activation, indexed by bp_activation: everything the engine,
+ * the serializer and the API's decoders know of it. */
+typedef struct {
+    const char *name;            /* the API's spelling */
+    uint32_t wire;               /* its id in a BPNN blob's layer table */
+    unsigned listed;             /* its place in the API's list (openapi.yaml) */
+    bp_init init;                /* what BP_INIT_AUTO draws its layers with */
+    int output_only;             /* allowed on the output layer only */
+    bp_act_forward_fn forward;
+    bp_act_backward_fn backward;
+    bp_real (*derivative)(bp_real h); /* f' from the output h = f(z) (mse) */
+} bp_act_info;
+
+extern const bp_act_info bp_acts[BP_ACT_COUNT];
+
+/* 1 when a is a row of bp_acts. */
+static inline int bp_act_known(bp_activation a)
+{
+    return (unsigned)a < (unsigned)BP_ACT_COUNT;
+}
+
+/* The kernels of a known activation (callers pass validated layers). */
+static inline void bp_act_forward(bp_activation act, bp_real *Z, const bp_real *b, size_t rows,
+                                  size_t n, const bp_real *mask, bp_real *A)
+{
+    bp_acts[act].forward(Z, b, rows, n, mask, A);
+}
+static inline void bp_act_backward(bp_activation act, const bp_real *H, const bp_real *mask,
+                                   bp_real *D, size_t rows, size_t n, bp_real *db)
+{
+    bp_acts[act].backward(H, mask, D, rows, n, db);
+}
 
 /* e^x in place (vectorized in the float build; for x <= 88). */
 void bp_exp_inplace(bp_real *x, size_t n);

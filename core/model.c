@@ -39,11 +39,6 @@ bp_real *bp_alloc_reals(size_t n)
 
 /* ---- architecture --------------------------------------------------------- */
 
-static int act_valid(bp_activation a)
-{
-    return (unsigned)a <= (unsigned)BP_ACT_SOFTMAX;
-}
-
 bp_status bp_arch_check(const bp_arch *arch, char *err, size_t errlen)
 {
     if (!arch) {
@@ -81,12 +76,13 @@ bp_status bp_arch_check(const bp_arch *arch, char *err, size_t errlen)
                        BP_MAX_UNITS, L->units);
             return BP_EINVAL;
         }
-        if (!act_valid(L->activation)) {
+        if (!bp_act_known(L->activation)) {
             bp_set_err(err, errlen, "layers[%u]: unknown activation %d", i, (int)L->activation);
             return BP_EINVAL;
         }
-        if (L->activation == BP_ACT_SOFTMAX && i != last) {
-            bp_set_err(err, errlen, "layers[%u]: softmax is only allowed on the output layer", i);
+        if (bp_acts[L->activation].output_only && i != last) {
+            bp_set_err(err, errlen, "layers[%u]: %s is only allowed on the output layer", i,
+                       bp_acts[L->activation].name);
             return BP_EINVAL;
         }
         if (!(L->dropout >= 0.0f && L->dropout < 1.0f)) {
@@ -208,7 +204,7 @@ static int uses_he(bp_init init, bp_activation a)
         return 1;
     if (init == BP_INIT_XAVIER)
         return 0;
-    return a == BP_ACT_RELU || a == BP_ACT_LEAKY_RELU;
+    return bp_acts[a].init == BP_INIT_HE;
 }
 
 bp_status bp_model_create(const bp_arch *arch, bp_model **out, char *err, size_t errlen)

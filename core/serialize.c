@@ -112,12 +112,9 @@ enum {
     FLAGS_KNOWN = FLAG_DTYPE_MASK | FLAG_HAS_NORM
 };
 
-/* Wire ids.  They are part of the format, so they are spelled out here
- * instead of trusting the enums in bp.h never to be reordered. */
-static const bp_activation wire_act[] = {
-    BP_ACT_LINEAR, BP_ACT_RELU, BP_ACT_LEAKY_RELU,
-    BP_ACT_TANH, BP_ACT_SIGMOID, BP_ACT_SOFTMAX
-};
+/* Wire ids.  They are part of the format, so they are spelled out (here,
+ * and for activations in their rows of bp_acts) instead of trusting the
+ * enums in bp.h never to be reordered. */
 static const bp_loss wire_loss[] = {
     BP_LOSS_MSE, BP_LOSS_CROSS_ENTROPY, BP_LOSS_BINARY_CROSS_ENTROPY
 };
@@ -128,8 +125,16 @@ static const bp_init wire_init[] = { BP_INIT_AUTO, BP_INIT_HE, BP_INIT_XAVIER };
 /* enum -> wire id; -1 when the value has no id (cannot be saved). */
 static int64_t act_to_wire(bp_activation a)
 {
-    for (size_t i = 0; i < N_OF(wire_act); i++)
-        if (wire_act[i] == a) return (int64_t)i;
+    return bp_act_known(a) ? (int64_t)bp_acts[a].wire : -1;
+}
+/* wire id -> enum; -1 for an id no activation has. */
+static int act_from_wire(uint32_t id, bp_activation *out)
+{
+    for (int a = 0; a < BP_ACT_COUNT; a++)
+        if (bp_acts[a].wire == id) {
+            *out = (bp_activation)a;
+            return 0;
+        }
     return -1;
 }
 static int64_t loss_to_wire(bp_loss l)
@@ -448,10 +453,11 @@ bp_status bp_model_load(const void *buf, size_t len, bp_model **out, char *err, 
         const unsigned char *e = b + FIXED_HEADER + (size_t)LAYER_BYTES * l;
         uint32_t units = get_u32le(e), act = get_u32le(e + 4);
         float dropout = get_f32le(e + 8);
+        bp_activation a;
         if (units == 0 || units > BP_MAX_UNITS)
             return fail(BP_EFORMAT, err, errlen, "layer %u: units %u out of range (1..%u)",
                         (unsigned)l, (unsigned)units, (unsigned)BP_MAX_UNITS);
-        if (act >= N_OF(wire_act))
+        if (act_from_wire(act, &a) < 0)
             return fail(BP_EFORMAT, err, errlen, "layer %u: unknown activation id %u",
                         (unsigned)l, (unsigned)act);
         if (!(dropout >= 0.0f && dropout < 1.0f))
@@ -537,7 +543,7 @@ bp_status bp_model_load(const void *buf, size_t len, bp_model **out, char *err, 
     for (uint32_t l = 0; l < n_layers; l++) {
         const unsigned char *e = b + FIXED_HEADER + (size_t)LAYER_BYTES * l;
         specs[l].units = get_u32le(e);
-        specs[l].activation = wire_act[get_u32le(e + 4)];
+        act_from_wire(get_u32le(e + 4), &specs[l].activation); /* known: step 3 */
         specs[l].dropout = get_f32le(e + 8);
     }
     const bp_arch arch = {

@@ -14,23 +14,35 @@
 static const char *const model_keys[] = {"name", "inputs", "layers", "loss", "init", "seed"};
 static const char *const layer_keys[] = {"units", "activation", "dropout"};
 
-#define ACT_LIST "relu, leaky_relu, tanh, sigmoid, softmax, linear"
 #define LOSS_LIST "cross_entropy, binary_cross_entropy, mse"
 #define INIT_LIST "he, xavier"
 
-static int relu_family(bp_activation a)
+/* The activation names in the API's order, "relu, leaky_relu, ...", for
+ * messages: core's table decides both the names and the order. */
+static void act_list(char *buf, size_t size)
 {
-    return a == BP_ACT_RELU || a == BP_ACT_LEAKY_RELU;
+    size_t len = 0;
+    bp_activation a;
+    buf[0] = '\0';
+    for (unsigned i = 0; bp_activation_listed(i, &a) == 0 && len < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? ", " : "",
+                                bp_activation_name(a));
 }
 
-/* He when every hidden layer is of the relu family (or, with no hidden
- * layer, the output is), Xavier otherwise: the variance each assumes. */
+static int he_family(bp_activation a)
+{
+    return bp_activation_init(a) == BP_INIT_HE;
+}
+
+/* He when every hidden layer is of an activation core draws with He (the
+ * relu family), or, with no hidden layer, the output is; Xavier otherwise:
+ * the variance each assumes. */
 static bp_init default_init(const bp_layer_spec *L, uint32_t n)
 {
     if (n == 1)
-        return relu_family(L[0].activation) ? BP_INIT_HE : BP_INIT_XAVIER;
+        return he_family(L[0].activation) ? BP_INIT_HE : BP_INIT_XAVIER;
     for (uint32_t i = 0; i + 1 < n; i++)
-        if (!relu_family(L[i].activation))
+        if (!he_family(L[i].activation))
             return BP_INIT_XAVIER;
     return BP_INIT_HE;
 }
@@ -216,6 +228,8 @@ int decode_model(const json_t *body, const srv_limits *lim, json_t **spec_out, s
         goto out;
     }
     const uint32_t max_units = lim->max_units < BP_MAX_UNITS ? lim->max_units : BP_MAX_UNITS;
+    char acts[128];
+    act_list(acts, sizeof acts);
     uint64_t params = 0, fan_in = (uint64_t)inputs;
     for (size_t i = 0; i < n; i++) {
         const json_t *l = json_array_get(layers, i);
@@ -245,7 +259,7 @@ int decode_model(const json_t *body, const srv_limits *lim, json_t **spec_out, s
 
         int act;
         dq_pathf(fpath, sizeof fpath, "%s.activation", path);
-        if (enum_field(l, "activation", fpath, "activation", ACT_LIST, parse_act, 1, &act,
+        if (enum_field(l, "activation", fpath, "activation", acts, parse_act, 1, &act,
                        &present, e))
             goto out;
         L[i].activation = (bp_activation)act;
