@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 /* ---- model layout -------------------------------------------------------
  * params: one 64-byte-aligned block of bp_model_param_count() reals.  Layer l
@@ -91,6 +92,77 @@ typedef int32_t bp_vi __attribute__((vector_size(64)));
 bp_real *bp_alloc_reals(size_t n);
 void bp_set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- little-endian encoding (the BPNN and BPCK formats) -----------------
+ * Integers byte by byte, floats as their IEEE-754 bit patterns, whatever
+ * the host; inline, as the formats put every parameter through them. */
+
+static inline void bp_put_u16le(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)(v & 0xff);
+    p[1] = (unsigned char)(v >> 8);
+}
+static inline void bp_put_u32le(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline void bp_put_u64le(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline uint16_t bp_get_u16le(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t bp_get_u32le(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t bp_get_u64le(const unsigned char *p)
+{
+    return (uint64_t)bp_get_u32le(p) | (uint64_t)bp_get_u32le(p + 4) << 32;
+}
+static inline void bp_put_f32le(unsigned char *p, float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    bp_put_u32le(p, u);
+}
+static inline void bp_put_f64le(unsigned char *p, double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    bp_put_u64le(p, u);
+}
+static inline float bp_get_f32le(const unsigned char *p)
+{
+    uint32_t u = bp_get_u32le(p);
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+static inline double bp_get_f64le(const unsigned char *p)
+{
+    uint64_t u = bp_get_u64le(p);
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+/* A bp_real as the build's own dtype: f32, or f64 under BP_DOUBLE. */
+static inline void bp_put_real(unsigned char *p, bp_real v)
+{
+    if (sizeof(bp_real) == 8)
+        bp_put_f64le(p, (double)v);
+    else
+        bp_put_f32le(p, (float)v);
+}
+static inline bp_real bp_get_real(const unsigned char *p)
+{
+    return sizeof(bp_real) == 8 ? (bp_real)bp_get_f64le(p) : (bp_real)bp_get_f32le(p);
+}
+
+/* The zlib / ISO-HDLC CRC-32 of p[0..n) (serialize.c). */
+uint32_t bp_crc32(const unsigned char *p, size_t n);
 
 /* ---- rng.c: xoshiro256** seeded through splitmix64 ----------------------- */
 
