@@ -7,6 +7,7 @@
 
 #include "bp.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -298,7 +299,80 @@ void bp_opt_prepare(bp_opt_step *s, const bp_train_config *cfg, double lr, uint6
 void bp_opt_apply(const bp_model *m, const bp_opt_step *s, bp_real *params, bp_real *s1,
                   bp_real *s2, bp_real *const *grads, unsigned ng, size_t lo, size_t hi);
 
-/* ---- train.c ---------------------------------------------------------- */
+/* ---- pool.c: helper threads and the barrier between their jobs ---------- */
+
+typedef void (*bp_pool_fn)(void *ctx, unsigned id);
+typedef struct bp_pool_helper bp_pool_helper;
+
+/* n threads counting the caller (thread 0).  Embedded in its owner, zeroed
+ * before bp_pool_start; every counter on its own cache line. */
+typedef struct {
+    unsigned n;
+    bp_pool_fn fn;              /* the job posted; NULL tells helpers to quit */
+    void *ctx;
+    bp_pool_helper *helpers;    /* n - 1 of them; NULL while none runs */
+    _Alignas(64) atomic_uint gen;
+    _Alignas(64) atomic_uint done_count;
+    _Alignas(64) atomic_int sleepers;  /* helpers blocked waiting for work */
+    atomic_int main_sleeping;          /* the caller blocked waiting for helpers */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;                 /* work posted */
+    pthread_cond_t cv_done;            /* helpers finished */
+} bp_pool;
+
+typedef enum { BP_POOL_OK = 0, BP_POOL_NOMEM, BP_POOL_NOTHREAD } bp_pool_status;
+
+/* Starts n - 1 helper threads (none for n == 1).  On failure nothing is
+ * left running or allocated. */
+bp_pool_status bp_pool_start(bp_pool *p, unsigned n);
+/* fn(ctx, id) on every thread id < n, the caller running id 0; returns
+ * when all are done.  Writes before the call are seen by every fn, and
+ * every fn's writes are seen after it. */
+void bp_pool_run(bp_pool *p, bp_pool_fn fn, void *ctx);
+/* Joins the helpers; a pool never started (zeroed) is a no-op. */
+void bp_pool_stop(bp_pool *p);
+
+/* ---- the trainer: train.c (epochs), checkpoint.c (its state) ------------- */
+
+/* One thread's share of a batch, on its own cache lines. */
+typedef struct {
+    _Alignas(64) bp_ws ws;
+    const bp_real **mk; /* per layer mask pointers offset to this slice */
+    double loss;
+    size_t correct;
+} bp_worker;
+
+struct bp_trainer {
+    bp_model *m;
+    bp_train_config cfg;
+    size_t in, out, n_train, n_val;
+    bp_real *Xtr, *Ytr, *Xval, *Yval;
+    uint32_t *perm;
+    bp_rng rng;
+    uint32_t epoch;
+    uint64_t step;
+    int done, stopped;
+    bp_real *s1, *s2; /* optimizer state arenas */
+    /* early stopping */
+    double best;
+    uint32_t best_epoch, wait;
+    int have_best;
+    bp_real *best_params;
+    /* transposed copies of small W for the forward product (bp_transpose) */
+    bp_real **wt;
+    int has_wt;
+    /* dropout: batch x units masks for hidden layers with p > 0 */
+    bp_real **mask;
+    int has_dropout;
+    /* threads: nthreads workers (the pool runs as many), `active` of which
+     * split the current batch */
+    unsigned nthreads, active;
+    bp_worker *w;
+    bp_real **grads;
+    size_t batch_start, batch_rows;
+    bp_opt_step ostep;
+    bp_pool pool;
+};
 
 /* Sizes of the trainer's split and the threads it runs (for tests). */
 void bp_trainer_split(const bp_trainer *t, size_t *n_train, size_t *n_val);
