@@ -319,7 +319,7 @@ double bp_output_loss(bp_activation act, bp_loss loss, bp_real *Z, const bp_real
  * takes the gradient from the logits) nor an mse derivative (it needs
  * cross_entropy): linear's pass-through kernels fill those slots. */
 const bp_act_info bp_acts[BP_ACT_COUNT] = {
-    /*                  name          wire listed init        output_only kernels */
+    /* name, wire, listed, init, output_only, forward, backward, derivative */
     [BP_ACT_RELU] = {"relu", 1, 0, BP_INIT_HE, 0, relu_forward, relu_backward, relu_derivative},
     [BP_ACT_LEAKY_RELU] = {"leaky_relu", 2, 1, BP_INIT_HE, 0, leaky_relu_forward,
                            leaky_relu_backward, leaky_relu_derivative},
