@@ -1,5 +1,7 @@
 /*
- * act.c - the fused elementwise kernels of training and inference.
+ * act.c - the activation table (one row per bp_activation: name, wire id,
+ * default init, output-only flag, kernels) and the fused elementwise
+ * kernels of training and inference.
  *
  * Forward: one pass computes H = f(Z + b) in place (and the inverted-dropout
  * output A = H * mask when a mask is given) right after the layer's GEMM.
@@ -44,119 +46,120 @@ static inline bp_real sigm(bp_real v)
     return (bp_real)1 / ((bp_real)1 + R_EXP(-v));
 }
 
-/* One row at a time: the bias vector stays in cache and each inner loop is a
- * vector loop (BP_VN reals a step) with a scalar tail. */
-BP_CLONES
-void bp_act_forward(bp_activation act, bp_real *Z, const bp_real *b, size_t rows, size_t n,
-                    const bp_real *mask, bp_real *A)
+#define VZERO ((bp_vr){0})
+#define VONE (VZERO + 1)
+#define VLEAK (VZERO + LEAK)
+
+/* The dropout output of one row: a = h * mask (inverted dropout). */
+static inline __attribute__((always_inline)) void mask_row(const bp_real *h, const bp_real *mk,
+                                                           bp_real *a, size_t n)
 {
-    const bp_vr zero = {0}, leak = zero + LEAK;
-    for (size_t i = 0; i < rows; i++) {
-        bp_real *z = Z + i * n;
-        size_t j = 0;
-        switch (act) {
-        case BP_ACT_RELU:
-            for (; j + BP_VN <= n; j += BP_VN) {
-                bp_vr v = BP_VLOAD(z + j) + BP_VLOAD(b + j);
-                BP_VSTORE(z + j, BP_VSEL(v > zero, v, zero));
-            }
-            for (; j < n; j++) {
-                bp_real v = z[j] + b[j];
-                z[j] = v > 0 ? v : 0;
-            }
-            break;
-        case BP_ACT_LEAKY_RELU:
-            for (; j + BP_VN <= n; j += BP_VN) {
-                bp_vr v = BP_VLOAD(z + j) + BP_VLOAD(b + j);
-                BP_VSTORE(z + j, BP_VSEL(v > zero, v, v * leak));
-            }
-            for (; j < n; j++) {
-                bp_real v = z[j] + b[j];
-                z[j] = v > 0 ? v : LEAK * v;
-            }
-            break;
-        case BP_ACT_TANH:
-            for (; j < n; j++)
-                z[j] = R_TANH(z[j] + b[j]);
-            break;
-        case BP_ACT_SIGMOID:
-            for (; j < n; j++)
-                z[j] = sigm(z[j] + b[j]);
-            break;
-        case BP_ACT_SOFTMAX: {
-            bp_real mx = -INFINITY, s = 0;
-            for (j = 0; j < n; j++) {
-                z[j] += b[j];
-                mx = z[j] > mx ? z[j] : mx;
-            }
-            for (j = 0; j < n; j++) {
-                z[j] = R_EXP(z[j] - mx);
-                s += z[j];
-            }
-            bp_real inv = (bp_real)1 / s;
-            for (j = 0; j < n; j++)
-                z[j] *= inv;
-            break;
-        }
-        case BP_ACT_LINEAR:
-        default:
-            for (; j + BP_VN <= n; j += BP_VN)
-                BP_VSTORE(z + j, BP_VLOAD(z + j) + BP_VLOAD(b + j));
-            for (; j < n; j++)
-                z[j] += b[j];
-            break;
-        }
-        if (mask) {
-            const bp_real *mk = mask + i * n;
-            bp_real *a = A + i * n;
-            for (j = 0; j + BP_VN <= n; j += BP_VN)
-                BP_VSTORE(a + j, BP_VLOAD(z + j) * BP_VLOAD(mk + j));
-            for (; j < n; j++)
-                a[j] = z[j] * mk[j];
-        }
-    }
+    size_t j = 0;
+    for (; j + BP_VN <= n; j += BP_VN)
+        BP_VSTORE(a + j, BP_VLOAD(h + j) * BP_VLOAD(mk + j));
+    for (; j < n; j++)
+        a[j] = h[j] * mk[j];
 }
 
-BP_CLONES
-void bp_act_backward(bp_activation act, const bp_real *H, const bp_real *mask, bp_real *D,
-                     size_t rows, size_t n, bp_real *db)
+/* An elementwise activation is written as expressions, which these macros
+ * wrap in the loops every such kernel shares (one place for the loops, and
+ * each kernel a straight loop with no dispatch inside).
+ *
+ * ACT_FORWARD: FV / FS are f of v = z + b as a vector and as a real; with
+ * VEC 0 (libm functions: tanhf, expf) there is no vector form and FV is
+ * not used.  One row at a time, so the bias stays in cache; whole vectors,
+ * then a scalar tail; the dropout output right after each row.
+ *
+ * ACT_BACKWARD: DV / DS are v (dA, already times the mask) times f' at the
+ * stored output h, vector and real; DF is f'(h) alone, for the mse output
+ * gradient.  The mask, f' and the bias-gradient sums run in one pass. */
+#define ACT_FORWARD(NAME, VEC, FV, FS)                                                      \
+    BP_CLONES static void NAME##_forward(bp_real *Z, const bp_real *b, size_t rows,          \
+                                         size_t n, const bp_real *mask, bp_real *A)          \
+    {                                                                                        \
+        for (size_t i = 0; i < rows; i++) {                                                  \
+            bp_real *z = Z + i * n;                                                          \
+            size_t j = 0;                                                                    \
+            for (; VEC && j + BP_VN <= n; j += BP_VN) {                                      \
+                bp_vr v = BP_VLOAD(z + j) + BP_VLOAD(b + j);                                 \
+                BP_VSTORE(z + j, FV);                                                        \
+            }                                                                                \
+            for (; j < n; j++) {                                                             \
+                bp_real v = z[j] + b[j];                                                     \
+                z[j] = FS;                                                                   \
+            }                                                                                \
+            if (mask)                                                                        \
+                mask_row(z, mask + i * n, A + i * n, n);                                     \
+        }                                                                                    \
+    }
+
+#define ACT_BACKWARD(NAME, DV, DS, DF)                                                       \
+    BP_CLONES static void NAME##_backward(const bp_real *H, const bp_real *mask, bp_real *D, \
+                                          size_t rows, size_t n, bp_real *g)                 \
+    {                                                                                        \
+        memset(g, 0, n * sizeof *g);                                                         \
+        for (size_t i = 0; i < rows; i++) {                                                  \
+            const bp_real *hr = H + i * n;                                                   \
+            bp_real *d = D + i * n;                                                          \
+            const bp_real *mk = mask ? mask + i * n : NULL;                                  \
+            size_t j = 0;                                                                    \
+            for (; j + BP_VN <= n; j += BP_VN) {                                             \
+                bp_vr v = BP_VLOAD(d + j), h = BP_VLOAD(hr + j);                             \
+                (void)h; /* linear's f' reads no h */                                        \
+                if (mk)                                                                      \
+                    v *= BP_VLOAD(mk + j);                                                   \
+                v = DV;                                                                      \
+                BP_VSTORE(d + j, v);                                                         \
+                BP_VSTORE(g + j, BP_VLOAD(g + j) + v);                                       \
+            }                                                                                \
+            for (; j < n; j++) {                                                             \
+                bp_real v = d[j], h = hr[j];                                                 \
+                (void)h;                                                                     \
+                if (mk)                                                                      \
+                    v *= mk[j];                                                              \
+                v = DS;                                                                      \
+                d[j] = v;                                                                    \
+                g[j] += v;                                                                   \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    static bp_real NAME##_derivative(bp_real h)                                              \
+    {                                                                                        \
+        (void)h;                                                                             \
+        return DF;                                                                           \
+    }
+
+ACT_FORWARD(linear, 1, v, v)
+ACT_BACKWARD(linear, v, v, 1)
+ACT_FORWARD(relu, 1, BP_VSEL(v > VZERO, v, VZERO), v > 0 ? v : 0)
+ACT_BACKWARD(relu, BP_VSEL(h > VZERO, v, VZERO), h > 0 ? v : 0, h > 0 ? 1 : 0)
+ACT_FORWARD(leaky_relu, 1, BP_VSEL(v > VZERO, v, v * VLEAK), v > 0 ? v : LEAK * v)
+ACT_BACKWARD(leaky_relu, BP_VSEL(h > VZERO, v, v * VLEAK), h > 0 ? v : LEAK * v, h > 0 ? 1 : LEAK)
+ACT_FORWARD(tanh, 0, v, R_TANH(v))
+ACT_BACKWARD(tanh, v * (VONE - h * h), v * ((bp_real)1 - h * h), 1 - h * h)
+ACT_FORWARD(sigmoid, 0, v, sigm(v))
+ACT_BACKWARD(sigmoid, v * h * (VONE - h), v * h * ((bp_real)1 - h), h * (1 - h))
+
+/* Rows of exp(z + b - max) / sum (max-shifted, so no term overflows). */
+BP_CLONES static void softmax_forward(bp_real *Z, const bp_real *b, size_t rows, size_t n,
+                                      const bp_real *mask, bp_real *A)
 {
-    const bp_vr zero = {0}, one = zero + 1, leak = zero + LEAK;
-    bp_real *g = db;
-    memset(g, 0, n * sizeof *g);
     for (size_t i = 0; i < rows; i++) {
-        const bp_real *h = H + i * n;
-        bp_real *d = D + i * n;
-        const bp_real *mk = mask ? mask + i * n : NULL;
-        size_t j = 0;
-        for (; j + BP_VN <= n; j += BP_VN) {
-            bp_vr v = BP_VLOAD(d + j), hv = BP_VLOAD(h + j);
-            if (mk)
-                v *= BP_VLOAD(mk + j);
-            switch (act) {
-            case BP_ACT_RELU: v = BP_VSEL(hv > zero, v, zero); break;
-            case BP_ACT_LEAKY_RELU: v = BP_VSEL(hv > zero, v, v * leak); break;
-            case BP_ACT_TANH: v = v * (one - hv * hv); break;
-            case BP_ACT_SIGMOID: v = v * hv * (one - hv); break;
-            default: break;
-            }
-            BP_VSTORE(d + j, v);
-            BP_VSTORE(g + j, BP_VLOAD(g + j) + v);
+        bp_real *z = Z + i * n;
+        bp_real mx = -INFINITY, s = 0;
+        for (size_t j = 0; j < n; j++) {
+            z[j] += b[j];
+            mx = z[j] > mx ? z[j] : mx;
         }
-        for (; j < n; j++) {
-            bp_real v = d[j], hv = h[j];
-            if (mk)
-                v *= mk[j];
-            switch (act) {
-            case BP_ACT_RELU: v = hv > 0 ? v : 0; break;
-            case BP_ACT_LEAKY_RELU: v = hv > 0 ? v : LEAK * v; break;
-            case BP_ACT_TANH: v = v * ((bp_real)1 - hv * hv); break;
-            case BP_ACT_SIGMOID: v = v * hv * ((bp_real)1 - hv); break;
-            default: break;
-            }
-            d[j] = v;
-            g[j] += v;
+        for (size_t j = 0; j < n; j++) {
+            z[j] = R_EXP(z[j] - mx);
+            s += z[j];
         }
+        bp_real inv = (bp_real)1 / s;
+        for (size_t j = 0; j < n; j++)
+            z[j] *= inv;
+        if (mask)
+            mask_row(z, mask + i * n, A + i * n, n);
     }
 }
 
@@ -199,17 +202,6 @@ void bp_exp_inplace(bp_real *x, size_t n)
         x[i] = R_EXP(x[i]);
 }
 #endif
-
-static inline bp_real dact_from_out(bp_activation act, bp_real a)
-{
-    switch (act) {
-    case BP_ACT_RELU: return a > 0 ? 1 : 0;
-    case BP_ACT_LEAKY_RELU: return a > 0 ? 1 : LEAK;
-    case BP_ACT_TANH: return 1 - a * a;
-    case BP_ACT_SIGMOID: return a * (1 - a);
-    default: return 1;
-    }
-}
 
 double bp_output_loss(bp_activation act, bp_loss loss, bp_real *Z, const bp_real *b,
                       const bp_real *Y, size_t rows, size_t k, size_t m_total,
@@ -298,6 +290,7 @@ double bp_output_loss(bp_activation act, bp_loss loss, bp_real *Z, const bp_real
     }
 
     /* mse */
+    bp_real (*const df)(bp_real) = bp_acts[act].derivative;
     bp_act_forward(act, Z, b, rows, k, NULL, NULL);
     for (size_t i = 0; i < rows; i++) {
         const bp_real *a = Z + i * k;
@@ -306,7 +299,7 @@ double bp_output_loss(bp_activation act, bp_loss loss, bp_real *Z, const bp_real
             bp_real e = a[j] - y[j];
             total += (double)e * (double)e;
             if (dZ) {
-                bp_real d = 2 * e * scale * dact_from_out(act, a[j]);
+                bp_real d = 2 * e * scale * df(a[j]);
                 dZ[i * k + j] = d;
                 db[j] += d;
             }
@@ -316,3 +309,26 @@ double bp_output_loss(bp_activation act, bp_loss loss, bp_real *Z, const bp_real
         *correct = 0;
     return total / norm;
 }
+
+/* ---- the activation table ------------------------------------------------
+ * Adding an activation: a bp_activation value (bp.h), its kernels above, a
+ * row here, and its name in openapi.yaml's Activation enum.  `wire` ids are
+ * the BPNN format's (docs/model-format.md) and are never reused; `listed`
+ * follows openapi.yaml's enum, which the API's messages list in that order.
+ * softmax has no hidden-layer backward (it is output-only, and its loss
+ * takes the gradient from the logits) nor an mse derivative (it needs
+ * cross_entropy): linear's pass-through kernels fill those slots. */
+const bp_act_info bp_acts[BP_ACT_COUNT] = {
+    /* name, wire, listed, init, output_only, forward, backward, derivative */
+    [BP_ACT_RELU] = {"relu", 1, 0, BP_INIT_HE, 0, relu_forward, relu_backward, relu_derivative},
+    [BP_ACT_LEAKY_RELU] = {"leaky_relu", 2, 1, BP_INIT_HE, 0, leaky_relu_forward,
+                           leaky_relu_backward, leaky_relu_derivative},
+    [BP_ACT_TANH] = {"tanh", 3, 2, BP_INIT_XAVIER, 0, tanh_forward, tanh_backward,
+                     tanh_derivative},
+    [BP_ACT_SIGMOID] = {"sigmoid", 4, 3, BP_INIT_XAVIER, 0, sigmoid_forward, sigmoid_backward,
+                        sigmoid_derivative},
+    [BP_ACT_SOFTMAX] = {"softmax", 5, 4, BP_INIT_XAVIER, 1, softmax_forward, linear_backward,
+                        linear_derivative},
+    [BP_ACT_LINEAR] = {"linear", 0, 5, BP_INIT_XAVIER, 0, linear_forward, linear_backward,
+                       linear_derivative},
+};

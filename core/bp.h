@@ -52,13 +52,17 @@ typedef enum {
 
 const char *bp_status_str(bp_status s);
 
+/* Each activation is one row of core's table (core/act.c): its name, the
+ * init BP_INIT_AUTO picks for it, its kernels, whether it is output-only.
+ * The values are part of saved models' architecture: never renumber. */
 typedef enum {
     BP_ACT_LINEAR = 0,
     BP_ACT_RELU,
     BP_ACT_LEAKY_RELU, /* slope 0.01 below zero */
     BP_ACT_TANH,
     BP_ACT_SIGMOID,
-    BP_ACT_SOFTMAX     /* output layer only */
+    BP_ACT_SOFTMAX,    /* output layer only */
+    BP_ACT_COUNT       /* not an activation: how many there are */
 } bp_activation;
 
 typedef enum {
@@ -82,6 +86,14 @@ int bp_activation_parse(const char *s, bp_activation *out);
 int bp_loss_parse(const char *s, bp_loss *out);
 int bp_init_parse(const char *s, bp_init *out);
 
+/* The activations in the order the API lists them (openapi.yaml's enum):
+ * sets *out to the i-th and returns 0, or returns -1 past the last. */
+int bp_activation_listed(unsigned i, bp_activation *out);
+/* The scheme BP_INIT_AUTO draws a layer of activation a with: BP_INIT_HE
+ * for the relu family, BP_INIT_XAVIER otherwise (BP_INIT_AUTO if a is not
+ * an activation). */
+bp_init bp_activation_init(bp_activation a);
+
 typedef struct {
     uint32_t units;
     bp_activation activation;
@@ -97,9 +109,61 @@ typedef struct {
     uint64_t seed;               /* seeds the weight initialization */
 } bp_arch;
 
-/* Checks the architecture rules (counts within the engine's ceilings,
- * softmax only last, loss/output agreement, dropout range) without
- * allocating.  Returns BP_OK or BP_EINVAL with a message in err. */
+/* ---- architecture rules -------------------------------------------------
+ * Core finds what is wrong with an architecture and says so as data; the
+ * caller words it (bp_arch_check in the engine's words, the server in the
+ * API's, with its own field paths). */
+
+typedef enum {
+    BP_ARCH_OK = 0,
+    BP_ARCH_MISSING,        /* no architecture at all */
+    BP_ARCH_INPUTS,         /* inputs not in 1..BP_MAX_UNITS */
+    BP_ARCH_LAYER_COUNT,    /* n_layers not in 1..BP_MAX_LAYERS */
+    BP_ARCH_NO_LAYERS,      /* layers is NULL */
+    BP_ARCH_LOSS,           /* loss is not a bp_loss */
+    BP_ARCH_INIT,           /* init is not a bp_init */
+    BP_ARCH_UNITS,          /* layer: units not in 1..BP_MAX_UNITS */
+    BP_ARCH_ACTIVATION,     /* layer: activation is not a bp_activation */
+    BP_ARCH_OUTPUT_ONLY,    /* layer: an output-only activation (softmax) on a hidden layer */
+    BP_ARCH_DROPOUT,        /* layer: dropout not in [0, 1) */
+    BP_ARCH_DROPOUT_OUTPUT, /* layer: dropout on the output layer */
+    BP_ARCH_PARAMS,         /* layer: the parameters up to it pass BP_MAX_PARAMS */
+    BP_ARCH_CE_SOFTMAX,     /* output layer: cross_entropy needs softmax */
+    BP_ARCH_CE_UNITS,       /* output layer: cross_entropy needs 2 units or more */
+    BP_ARCH_BCE_SIGMOID,    /* output layer: binary_cross_entropy needs sigmoid */
+    BP_ARCH_SOFTMAX_LOSS    /* output layer: softmax needs cross_entropy */
+} bp_arch_code;
+
+typedef struct {
+    bp_arch_code code;
+    uint32_t layer; /* the layer at fault (the output layer for the loss
+                     * rules), 0 for the codes before BP_ARCH_UNITS */
+} bp_arch_error;
+
+/* The first rule arch breaks, in this order: the counts, loss and init,
+ * then per layer units, activation, output-only, dropout and the running
+ * parameter count, then the output layer against the loss.  No
+ * allocation; {BP_ARCH_OK, 0} when every rule holds. */
+bp_arch_error bp_arch_validate(const bp_arch *arch);
+
+/* The rules bp_arch_validate applies field by field, for a caller that
+ * decodes one field at a time and reports the first fault it meets.
+ * Activation a of layer i of n: BP_ARCH_ACTIVATION or BP_ARCH_OUTPUT_ONLY.
+ * Dropout p, as decoded (it must also stay below 1 once rounded to the
+ * float stored): BP_ARCH_DROPOUT or BP_ARCH_DROPOUT_OUTPUT.  The output
+ * layer against the loss: BP_ARCH_CE_SOFTMAX .. BP_ARCH_SOFTMAX_LOSS, or
+ * BP_ARCH_LOSS for an unknown loss. */
+bp_arch_code bp_arch_check_activation(bp_activation a, uint32_t i, uint32_t n);
+bp_arch_code bp_arch_check_dropout(double p, uint32_t i, uint32_t n);
+bp_arch_code bp_arch_check_output(bp_loss loss, const bp_layer_spec *out);
+
+/* e, as bp_arch_validate or a field rule found it in arch, in the engine's
+ * words: one lowercase sentence, values read from arch (which may be NULL
+ * only for BP_ARCH_MISSING). */
+void bp_arch_error_str(const bp_arch *arch, bp_arch_error e, char *buf, size_t size);
+
+/* bp_arch_validate, worded by bp_arch_error_str into err: BP_OK or
+ * BP_EINVAL. */
 bp_status bp_arch_check(const bp_arch *arch, char *err, size_t errlen);
 
 /* Number of parameters: sum over layers of fan_in * units + units. */

@@ -7,8 +7,10 @@
 
 #include "bp.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 /* ---- model layout -------------------------------------------------------
  * params: one 64-byte-aligned block of bp_model_param_count() reals.  Layer l
@@ -92,6 +94,77 @@ bp_real *bp_alloc_reals(size_t n);
 void bp_set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- little-endian encoding (the BPNN and BPCK formats) -----------------
+ * Integers byte by byte, floats as their IEEE-754 bit patterns, whatever
+ * the host; inline, as the formats put every parameter through them. */
+
+static inline void bp_put_u16le(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)(v & 0xff);
+    p[1] = (unsigned char)(v >> 8);
+}
+static inline void bp_put_u32le(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline void bp_put_u64le(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline uint16_t bp_get_u16le(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t bp_get_u32le(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t bp_get_u64le(const unsigned char *p)
+{
+    return (uint64_t)bp_get_u32le(p) | (uint64_t)bp_get_u32le(p + 4) << 32;
+}
+static inline void bp_put_f32le(unsigned char *p, float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    bp_put_u32le(p, u);
+}
+static inline void bp_put_f64le(unsigned char *p, double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    bp_put_u64le(p, u);
+}
+static inline float bp_get_f32le(const unsigned char *p)
+{
+    uint32_t u = bp_get_u32le(p);
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+static inline double bp_get_f64le(const unsigned char *p)
+{
+    uint64_t u = bp_get_u64le(p);
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+/* A bp_real as the build's own dtype: f32, or f64 under BP_DOUBLE. */
+static inline void bp_put_real(unsigned char *p, bp_real v)
+{
+    if (sizeof(bp_real) == 8)
+        bp_put_f64le(p, (double)v);
+    else
+        bp_put_f32le(p, (float)v);
+}
+static inline bp_real bp_get_real(const unsigned char *p)
+{
+    return sizeof(bp_real) == 8 ? (bp_real)bp_get_f64le(p) : (bp_real)bp_get_f32le(p);
+}
+
+/* The zlib / ISO-HDLC CRC-32 of p[0..n) (serialize.c). */
+uint32_t bp_crc32(const unsigned char *p, size_t n);
+
 /* ---- rng.c: xoshiro256** seeded through splitmix64 ----------------------- */
 
 typedef struct { uint64_t s[4]; } bp_rng;
@@ -124,16 +197,49 @@ void bp_transpose(const bp_real *src, bp_real *dst, size_t rows, size_t cols);
  * forward product in the trainer. */
 #define BP_WT_MAX 65536u
 
-/* ---- act.c: fused elementwise kernels ----------------------------------- */
+/* ---- act.c: the activation table and the fused elementwise kernels ------ */
 
 /* Hidden/any layer forward: H = f(Z + b) in place over rows x n; when mask is
  * non-NULL also A = H * mask (inverted dropout) into A. */
-void bp_act_forward(bp_activation act, bp_real *Z, const bp_real *b, size_t rows, size_t n,
-                    const bp_real *mask, bp_real *A);
+typedef void (*bp_act_forward_fn)(bp_real *Z, const bp_real *b, size_t rows, size_t n,
+                                  const bp_real *mask, bp_real *A);
 /* Hidden layer backward: D (in dA, out dZ) = dA * mask * f'(H) where H is
  * the stored activation output; db = column sums of dZ (overwritten). */
-void bp_act_backward(bp_activation act, const bp_real *H, const bp_real *mask, bp_real *D,
-                     size_t rows, size_t n, bp_real *db);
+typedef void (*bp_act_backward_fn)(const bp_real *H, const bp_real *mask, bp_real *D,
+                                   size_t rows, size_t n, bp_real *db);
+
+/* One row per activation, indexed by bp_activation: everything the engine,
+ * the serializer and the API's decoders know of it. */
+typedef struct {
+    const char *name;            /* the API's spelling */
+    uint32_t wire;               /* its id in a BPNN blob's layer table */
+    unsigned listed;             /* its place in the API's list (openapi.yaml) */
+    bp_init init;                /* what BP_INIT_AUTO draws its layers with */
+    int output_only;             /* allowed on the output layer only */
+    bp_act_forward_fn forward;
+    bp_act_backward_fn backward;
+    bp_real (*derivative)(bp_real h); /* f' from the output h = f(z) (mse) */
+} bp_act_info;
+
+extern const bp_act_info bp_acts[BP_ACT_COUNT];
+
+/* 1 when a is a row of bp_acts. */
+static inline int bp_act_known(bp_activation a)
+{
+    return (unsigned)a < (unsigned)BP_ACT_COUNT;
+}
+
+/* The kernels of a known activation (callers pass validated layers). */
+static inline void bp_act_forward(bp_activation act, bp_real *Z, const bp_real *b, size_t rows,
+                                  size_t n, const bp_real *mask, bp_real *A)
+{
+    bp_acts[act].forward(Z, b, rows, n, mask, A);
+}
+static inline void bp_act_backward(bp_activation act, const bp_real *H, const bp_real *mask,
+                                   bp_real *D, size_t rows, size_t n, bp_real *db)
+{
+    bp_acts[act].backward(H, mask, D, rows, n, db);
+}
 
 /* e^x in place (vectorized in the float build; for x <= 88). */
 void bp_exp_inplace(bp_real *x, size_t n);
@@ -193,7 +299,80 @@ void bp_opt_prepare(bp_opt_step *s, const bp_train_config *cfg, double lr, uint6
 void bp_opt_apply(const bp_model *m, const bp_opt_step *s, bp_real *params, bp_real *s1,
                   bp_real *s2, bp_real *const *grads, unsigned ng, size_t lo, size_t hi);
 
-/* ---- train.c ---------------------------------------------------------- */
+/* ---- pool.c: helper threads and the barrier between their jobs ---------- */
+
+typedef void (*bp_pool_fn)(void *ctx, unsigned id);
+typedef struct bp_pool_helper bp_pool_helper;
+
+/* n threads counting the caller (thread 0).  Embedded in its owner, zeroed
+ * before bp_pool_start; every counter on its own cache line. */
+typedef struct {
+    unsigned n;
+    bp_pool_fn fn;              /* the job posted; NULL tells helpers to quit */
+    void *ctx;
+    bp_pool_helper *helpers;    /* n - 1 of them; NULL while none runs */
+    _Alignas(64) atomic_uint gen;
+    _Alignas(64) atomic_uint done_count;
+    _Alignas(64) atomic_int sleepers;  /* helpers blocked waiting for work */
+    atomic_int main_sleeping;          /* the caller blocked waiting for helpers */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;                 /* work posted */
+    pthread_cond_t cv_done;            /* helpers finished */
+} bp_pool;
+
+typedef enum { BP_POOL_OK = 0, BP_POOL_NOMEM, BP_POOL_NOTHREAD } bp_pool_status;
+
+/* Starts n - 1 helper threads (none for n == 1).  On failure nothing is
+ * left running or allocated. */
+bp_pool_status bp_pool_start(bp_pool *p, unsigned n);
+/* fn(ctx, id) on every thread id < n, the caller running id 0; returns
+ * when all are done.  Writes before the call are seen by every fn, and
+ * every fn's writes are seen after it. */
+void bp_pool_run(bp_pool *p, bp_pool_fn fn, void *ctx);
+/* Joins the helpers; a pool never started (zeroed) is a no-op. */
+void bp_pool_stop(bp_pool *p);
+
+/* ---- the trainer: train.c (epochs), checkpoint.c (its state) ------------- */
+
+/* One thread's share of a batch, on its own cache lines. */
+typedef struct {
+    _Alignas(64) bp_ws ws;
+    const bp_real **mk; /* per layer mask pointers offset to this slice */
+    double loss;
+    size_t correct;
+} bp_worker;
+
+struct bp_trainer {
+    bp_model *m;
+    bp_train_config cfg;
+    size_t in, out, n_train, n_val;
+    bp_real *Xtr, *Ytr, *Xval, *Yval;
+    uint32_t *perm;
+    bp_rng rng;
+    uint32_t epoch;
+    uint64_t step;
+    int done, stopped;
+    bp_real *s1, *s2; /* optimizer state arenas */
+    /* early stopping */
+    double best;
+    uint32_t best_epoch, wait;
+    int have_best;
+    bp_real *best_params;
+    /* transposed copies of small W for the forward product (bp_transpose) */
+    bp_real **wt;
+    int has_wt;
+    /* dropout: batch x units masks for hidden layers with p > 0 */
+    bp_real **mask;
+    int has_dropout;
+    /* threads: nthreads workers (the pool runs as many), `active` of which
+     * split the current batch */
+    unsigned nthreads, active;
+    bp_worker *w;
+    bp_real **grads;
+    size_t batch_start, batch_rows;
+    bp_opt_step ostep;
+    bp_pool pool;
+};
 
 /* Sizes of the trainer's split and the threads it runs (for tests). */
 void bp_trainer_split(const bp_trainer *t, size_t *n_train, size_t *n_val);

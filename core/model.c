@@ -1,7 +1,8 @@
 /*
- * model.c - architecture rules, the model object (one contiguous parameter
- * arena), weight initialization, inference, and the batched forward/backward
- * pass shared by the trainer and the gradient tests.
+ * model.c - the model object (one contiguous parameter arena), weight
+ * initialization, inference, and the batched forward/backward pass shared
+ * by the trainer and the gradient tests.  The architecture rules it
+ * enforces are core/arch.c's.
  */
 #include "internal.h"
 
@@ -35,119 +36,6 @@ bp_real *bp_alloc_reals(size_t n)
     if (r > SIZE_MAX / sizeof(bp_real))
         return NULL;
     return aligned_alloc(64, r * sizeof(bp_real));
-}
-
-/* ---- architecture --------------------------------------------------------- */
-
-static int act_valid(bp_activation a)
-{
-    return (unsigned)a <= (unsigned)BP_ACT_SOFTMAX;
-}
-
-bp_status bp_arch_check(const bp_arch *arch, char *err, size_t errlen)
-{
-    if (!arch) {
-        bp_set_err(err, errlen, "architecture is missing");
-        return BP_EINVAL;
-    }
-    if (arch->inputs < 1 || arch->inputs > BP_MAX_UNITS) {
-        bp_set_err(err, errlen, "inputs must be between 1 and %u, got %u", BP_MAX_UNITS, arch->inputs);
-        return BP_EINVAL;
-    }
-    if (arch->n_layers < 1 || arch->n_layers > BP_MAX_LAYERS) {
-        bp_set_err(err, errlen, "layer count must be between 1 and %u, got %u", BP_MAX_LAYERS,
-                   arch->n_layers);
-        return BP_EINVAL;
-    }
-    if (!arch->layers) {
-        bp_set_err(err, errlen, "layers are missing");
-        return BP_EINVAL;
-    }
-    if ((unsigned)arch->loss > (unsigned)BP_LOSS_BINARY_CROSS_ENTROPY) {
-        bp_set_err(err, errlen, "unknown loss %d", (int)arch->loss);
-        return BP_EINVAL;
-    }
-    if ((unsigned)arch->init > (unsigned)BP_INIT_XAVIER) {
-        bp_set_err(err, errlen, "unknown init %d", (int)arch->init);
-        return BP_EINVAL;
-    }
-    uint64_t params = 0;
-    uint64_t fan_in = arch->inputs;
-    uint32_t last = arch->n_layers - 1;
-    for (uint32_t i = 0; i < arch->n_layers; i++) {
-        const bp_layer_spec *L = &arch->layers[i];
-        if (L->units < 1 || L->units > BP_MAX_UNITS) {
-            bp_set_err(err, errlen, "layers[%u]: units must be between 1 and %u, got %u", i,
-                       BP_MAX_UNITS, L->units);
-            return BP_EINVAL;
-        }
-        if (!act_valid(L->activation)) {
-            bp_set_err(err, errlen, "layers[%u]: unknown activation %d", i, (int)L->activation);
-            return BP_EINVAL;
-        }
-        if (L->activation == BP_ACT_SOFTMAX && i != last) {
-            bp_set_err(err, errlen, "layers[%u]: softmax is only allowed on the output layer", i);
-            return BP_EINVAL;
-        }
-        if (!(L->dropout >= 0.0f && L->dropout < 1.0f)) {
-            bp_set_err(err, errlen, "layers[%u]: dropout must be in [0, 1), got %g", i,
-                       (double)L->dropout);
-            return BP_EINVAL;
-        }
-        if (i == last && L->dropout != 0.0f) {
-            bp_set_err(err, errlen, "layers[%u]: dropout is only allowed on hidden layers", i);
-            return BP_EINVAL;
-        }
-        params += fan_in * L->units + L->units;
-        if (params > BP_MAX_PARAMS) {
-            bp_set_err(err, errlen, "too many parameters: more than %llu",
-                       (unsigned long long)BP_MAX_PARAMS);
-            return BP_EINVAL;
-        }
-        fan_in = L->units;
-    }
-    const bp_layer_spec *out = &arch->layers[last];
-    switch (arch->loss) {
-    case BP_LOSS_CROSS_ENTROPY:
-        if (out->activation != BP_ACT_SOFTMAX) {
-            bp_set_err(err, errlen, "loss cross_entropy needs a softmax output layer, got %s",
-                       bp_activation_name(out->activation));
-            return BP_EINVAL;
-        }
-        if (out->units < 2) {
-            bp_set_err(err, errlen, "loss cross_entropy needs at least 2 output units, got %u",
-                       out->units);
-            return BP_EINVAL;
-        }
-        break;
-    case BP_LOSS_BINARY_CROSS_ENTROPY:
-        if (out->activation != BP_ACT_SIGMOID) {
-            bp_set_err(err, errlen,
-                       "loss binary_cross_entropy needs a sigmoid output layer, got %s",
-                       bp_activation_name(out->activation));
-            return BP_EINVAL;
-        }
-        break;
-    case BP_LOSS_MSE:
-        if (out->activation == BP_ACT_SOFTMAX) {
-            bp_set_err(err, errlen, "a softmax output layer needs loss cross_entropy, got mse");
-            return BP_EINVAL;
-        }
-        break;
-    }
-    return BP_OK;
-}
-
-uint64_t bp_arch_param_count(const bp_arch *arch)
-{
-    if (!arch || !arch->layers)
-        return 0;
-    uint64_t params = 0, fan_in = arch->inputs;
-    for (uint32_t i = 0; i < arch->n_layers; i++) {
-        params += fan_in * arch->layers[i].units + arch->layers[i].units;
-        fan_in = arch->layers[i].units;
-    }
-    return params;
 }
 
 /* ---- model object --------------------------------------------------------- */
@@ -208,7 +96,7 @@ static int uses_he(bp_init init, bp_activation a)
         return 1;
     if (init == BP_INIT_XAVIER)
         return 0;
-    return a == BP_ACT_RELU || a == BP_ACT_LEAKY_RELU;
+    return bp_acts[a].init == BP_INIT_HE;
 }
 
 bp_status bp_model_create(const bp_arch *arch, bp_model **out, char *err, size_t errlen)

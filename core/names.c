@@ -1,11 +1,11 @@
 /*
  * names.c - the API spellings of the engine's enums and status codes.
+ * Activations are spelled by their rows of bp_acts (core/act.c).
  */
 #include "internal.h"
 
 #include <string.h>
 
-static const char *const act_names[] = {"linear", "relu", "leaky_relu", "tanh", "sigmoid", "softmax"};
 static const char *const loss_names[] = {"mse", "cross_entropy", "binary_cross_entropy"};
 static const char *const init_names[] = {"auto", "he", "xavier"};
 
@@ -28,7 +28,22 @@ const char *bp_status_str(bp_status s)
 
 const char *bp_activation_name(bp_activation a)
 {
-    return (unsigned)a < N_OF(act_names) ? act_names[a] : NULL;
+    return bp_act_known(a) ? bp_acts[a].name : NULL;
+}
+
+bp_init bp_activation_init(bp_activation a)
+{
+    return bp_act_known(a) ? bp_acts[a].init : BP_INIT_AUTO;
+}
+
+int bp_activation_listed(unsigned i, bp_activation *out)
+{
+    for (int a = 0; a < BP_ACT_COUNT; a++)
+        if (bp_acts[a].listed == i) {
+            *out = (bp_activation)a;
+            return 0;
+        }
+    return -1;
 }
 
 const char *bp_loss_name(bp_loss l)
@@ -53,11 +68,14 @@ static int parse(const char *s, const char *const *names, size_t n)
 
 int bp_activation_parse(const char *s, bp_activation *out)
 {
-    int i = parse(s, act_names, N_OF(act_names));
-    if (i < 0 || !out)
+    if (!s || !out)
         return -1;
-    *out = (bp_activation)i;
-    return 0;
+    for (int a = 0; a < BP_ACT_COUNT; a++)
+        if (strcmp(s, bp_acts[a].name) == 0) {
+            *out = (bp_activation)a;
+            return 0;
+        }
+    return -1;
 }
 
 int bp_loss_parse(const char *s, bp_loss *out)

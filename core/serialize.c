@@ -10,9 +10,10 @@
  *
  * ENCODING
  *   Every integer is little-endian, whatever the host, written byte by byte
- *   (put_u32le & co.); floats are their IEEE-754 bit patterns, written as
- *   little-endian u32 (f32) or u64 (f64).  No struct, size_t, enum or
- *   padding of the compiler ever reaches the blob.
+ *   (bp_put_u32le & co., core/internal.h, shared with the checkpoints);
+ *   floats are their IEEE-754 bit patterns, written as little-endian u32
+ *   (f32) or u64 (f64).  No struct, size_t, enum or padding of the
+ *   compiler ever reaches the blob.
  *
  * LAYOUT (offsets in bytes; n = n_layers)
  *
@@ -112,12 +113,9 @@ enum {
     FLAGS_KNOWN = FLAG_DTYPE_MASK | FLAG_HAS_NORM
 };
 
-/* Wire ids.  They are part of the format, so they are spelled out here
- * instead of trusting the enums in bp.h never to be reordered. */
-static const bp_activation wire_act[] = {
-    BP_ACT_LINEAR, BP_ACT_RELU, BP_ACT_LEAKY_RELU,
-    BP_ACT_TANH, BP_ACT_SIGMOID, BP_ACT_SOFTMAX
-};
+/* Wire ids.  They are part of the format, so they are spelled out (here,
+ * and for activations in their rows of bp_acts) instead of trusting the
+ * enums in bp.h never to be reordered. */
 static const bp_loss wire_loss[] = {
     BP_LOSS_MSE, BP_LOSS_CROSS_ENTROPY, BP_LOSS_BINARY_CROSS_ENTROPY
 };
@@ -128,8 +126,16 @@ static const bp_init wire_init[] = { BP_INIT_AUTO, BP_INIT_HE, BP_INIT_XAVIER };
 /* enum -> wire id; -1 when the value has no id (cannot be saved). */
 static int64_t act_to_wire(bp_activation a)
 {
-    for (size_t i = 0; i < N_OF(wire_act); i++)
-        if (wire_act[i] == a) return (int64_t)i;
+    return bp_act_known(a) ? (int64_t)bp_acts[a].wire : -1;
+}
+/* wire id -> enum; -1 for an id no activation has. */
+static int act_from_wire(uint32_t id, bp_activation *out)
+{
+    for (int a = 0; a < BP_ACT_COUNT; a++)
+        if (bp_acts[a].wire == id) {
+            *out = (bp_activation)a;
+            return 0;
+        }
     return -1;
 }
 static int64_t loss_to_wire(bp_loss l)
@@ -145,60 +151,6 @@ static int64_t init_to_wire(bp_init x)
     return -1;
 }
 
-/* ---- little-endian primitives -------------------------------------------- */
-
-static void put_u16le(unsigned char *p, uint16_t v)
-{
-    p[0] = (unsigned char)(v & 0xff);
-    p[1] = (unsigned char)(v >> 8);
-}
-static void put_u32le(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64le(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint16_t get_u16le(const unsigned char *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-static uint32_t get_u32le(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get_u64le(const unsigned char *p)
-{
-    return (uint64_t)get_u32le(p) | (uint64_t)get_u32le(p + 4) << 32;
-}
-static void put_f32le(unsigned char *p, float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    put_u32le(p, u);
-}
-static void put_f64le(unsigned char *p, double d)
-{
-    uint64_t u;
-    memcpy(&u, &d, sizeof u);
-    put_u64le(p, u);
-}
-static float get_f32le(const unsigned char *p)
-{
-    uint32_t u = get_u32le(p);
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-static double get_f64le(const unsigned char *p)
-{
-    uint64_t u = get_u64le(p);
-    double d;
-    memcpy(&d, &u, sizeof d);
-    return d;
-}
-
 #ifdef BP_DOUBLE
 #define NATIVE_DTYPE DTYPE_F64 /* the dtype this build writes */
 #else
@@ -207,16 +159,9 @@ static double get_f64le(const unsigned char *p)
 
 static size_t dtype_size(uint32_t dtype) { return dtype == DTYPE_F64 ? 8 : 4; }
 
-static void put_real(unsigned char *p, bp_real v)
-{
-    if (sizeof(bp_real) == 8)
-        put_f64le(p, (double)v);
-    else
-        put_f32le(p, (float)v);
-}
 static bp_real get_real(const unsigned char *p, uint32_t dtype)
 {
-    return dtype == DTYPE_F64 ? (bp_real)get_f64le(p) : (bp_real)get_f32le(p);
+    return dtype == DTYPE_F64 ? (bp_real)bp_get_f64le(p) : (bp_real)bp_get_f32le(p);
 }
 
 /* ---- shared helpers -------------------------------------------------------- */
@@ -257,7 +202,7 @@ static uint32_t header_bytes_for(uint32_t n_layers)
     return (h + 7u) & ~7u;
 }
 
-static uint32_t crc32_of(const unsigned char *p, size_t n)
+uint32_t bp_crc32(const unsigned char *p, size_t n)
 {
     return (uint32_t)crc32_z(crc32_z(0L, Z_NULL, 0), p, n);
 }
@@ -298,20 +243,20 @@ bp_status bp_model_save(const bp_model *m, void **buf, size_t *len)
     if (!out) return BP_ENOMEM;
 
     memcpy(out, "BPNN", 4);
-    put_u16le(out + 4, FMT_MAJOR);
-    put_u16le(out + 6, FMT_MINOR);
-    put_u32le(out + 8, NATIVE_DTYPE | (has_norm ? FLAG_HAS_NORM : 0));
-    put_u32le(out + 12, hdr);
-    put_u32le(out + 16, arch.inputs);
-    put_u32le(out + 20, arch.n_layers);
-    put_u32le(out + 24, (uint32_t)loss_id);
-    put_u32le(out + 28, (uint32_t)init_id);
-    put_u64le(out + 32, arch.seed);
-    put_u64le(out + 40, params);
-    put_u32le(out + 48, n_classes);
-    put_u32le(out + 52, (uint32_t)classes_bytes);
-    put_u32le(out + 56, 0); /* ext_bytes */
-    put_u32le(out + 60, 0); /* reserved */
+    bp_put_u16le(out + 4, FMT_MAJOR);
+    bp_put_u16le(out + 6, FMT_MINOR);
+    bp_put_u32le(out + 8, NATIVE_DTYPE | (has_norm ? FLAG_HAS_NORM : 0));
+    bp_put_u32le(out + 12, hdr);
+    bp_put_u32le(out + 16, arch.inputs);
+    bp_put_u32le(out + 20, arch.n_layers);
+    bp_put_u32le(out + 24, (uint32_t)loss_id);
+    bp_put_u32le(out + 28, (uint32_t)init_id);
+    bp_put_u64le(out + 32, arch.seed);
+    bp_put_u64le(out + 40, params);
+    bp_put_u32le(out + 48, n_classes);
+    bp_put_u32le(out + 52, (uint32_t)classes_bytes);
+    bp_put_u32le(out + 56, 0); /* ext_bytes */
+    bp_put_u32le(out + 60, 0); /* reserved */
 
     unsigned char *p = out + FIXED_HEADER;
     for (uint32_t l = 0; l < arch.n_layers; l++, p += LAYER_BYTES) {
@@ -320,30 +265,30 @@ bp_status bp_model_save(const bp_model *m, void **buf, size_t *len)
             free(out);
             return BP_EINVAL;
         }
-        put_u32le(p, arch.layers[l].units);
-        put_u32le(p + 4, (uint32_t)act);
-        put_f32le(p + 8, arch.layers[l].dropout);
+        bp_put_u32le(p, arch.layers[l].units);
+        bp_put_u32le(p + 4, (uint32_t)act);
+        bp_put_f32le(p + 8, arch.layers[l].dropout);
     }
 
     p = out + hdr;
     const bp_real *w = bp_model_params(m);
-    for (uint64_t i = 0; i < params; i++, p += dsize) put_real(p, w[i]);
+    for (uint64_t i = 0; i < params; i++, p += dsize) bp_put_real(p, w[i]);
 
     if (has_norm) {
         const bp_real *mean = bp_model_norm_mean(m), *std = bp_model_norm_std(m);
-        for (uint32_t i = 0; i < arch.inputs; i++, p += dsize) put_real(p, mean[i]);
-        for (uint32_t i = 0; i < arch.inputs; i++, p += dsize) put_real(p, std[i]);
+        for (uint32_t i = 0; i < arch.inputs; i++, p += dsize) bp_put_real(p, mean[i]);
+        for (uint32_t i = 0; i < arch.inputs; i++, p += dsize) bp_put_real(p, std[i]);
     }
 
     for (uint32_t i = 0; i < n_classes; i++) {
         const char *name = bp_model_class_name(m, i);
         size_t l = name ? strlen(name) : 0;
-        put_u32le(p, (uint32_t)l);
+        bp_put_u32le(p, (uint32_t)l);
         if (l) memcpy(p + 4, name, l);
         p += 4 + l;
     }
 
-    put_u32le(p, crc32_of(out, (size_t)total - CRC_BYTES));
+    bp_put_u32le(p, bp_crc32(out, (size_t)total - CRC_BYTES));
     *buf = out;
     *len = (size_t)total;
     return BP_OK;
@@ -377,25 +322,25 @@ bp_status bp_model_load(const void *buf, size_t len, bp_model **out, char *err, 
                     len, FIXED_HEADER + CRC_BYTES);
     if (memcmp(b, "BPNN", 4) != 0)
         return fail(BP_EFORMAT, err, errlen, "not a model blob: bad magic (expected \"BPNN\")");
-    const uint16_t major = get_u16le(b + 4), minor = get_u16le(b + 6);
+    const uint16_t major = bp_get_u16le(b + 4), minor = bp_get_u16le(b + 6);
     if (major != FMT_MAJOR)
         return fail(BP_EVERSION, err, errlen,
                     "unsupported model format version %u.%u (this build reads %d.x)",
                     (unsigned)major, (unsigned)minor, FMT_MAJOR);
     const int strict = minor == 0; /* see VERSIONING above */
 
-    const uint32_t flags = get_u32le(b + 8);
-    const uint32_t header_bytes = get_u32le(b + 12);
-    const uint32_t inputs = get_u32le(b + 16);
-    const uint32_t n_layers = get_u32le(b + 20);
-    const uint32_t loss_id = get_u32le(b + 24);
-    const uint32_t init_id = get_u32le(b + 28);
-    const uint64_t seed = get_u64le(b + 32);
-    const uint64_t param_count = get_u64le(b + 40);
-    const uint32_t n_classes = get_u32le(b + 48);
-    const uint32_t classes_bytes = get_u32le(b + 52);
-    const uint32_t ext_bytes = get_u32le(b + 56);
-    const uint32_t reserved = get_u32le(b + 60);
+    const uint32_t flags = bp_get_u32le(b + 8);
+    const uint32_t header_bytes = bp_get_u32le(b + 12);
+    const uint32_t inputs = bp_get_u32le(b + 16);
+    const uint32_t n_layers = bp_get_u32le(b + 20);
+    const uint32_t loss_id = bp_get_u32le(b + 24);
+    const uint32_t init_id = bp_get_u32le(b + 28);
+    const uint64_t seed = bp_get_u64le(b + 32);
+    const uint64_t param_count = bp_get_u64le(b + 40);
+    const uint32_t n_classes = bp_get_u32le(b + 48);
+    const uint32_t classes_bytes = bp_get_u32le(b + 52);
+    const uint32_t ext_bytes = bp_get_u32le(b + 56);
+    const uint32_t reserved = bp_get_u32le(b + 60);
 
     const uint32_t dtype = flags & FLAG_DTYPE_MASK;
     const int has_norm = (flags & FLAG_HAS_NORM) != 0;
@@ -446,12 +391,13 @@ bp_status bp_model_load(const void *buf, size_t len, bp_model **out, char *err, 
     uint32_t fan_in = inputs;
     for (uint32_t l = 0; l < n_layers; l++) {
         const unsigned char *e = b + FIXED_HEADER + (size_t)LAYER_BYTES * l;
-        uint32_t units = get_u32le(e), act = get_u32le(e + 4);
-        float dropout = get_f32le(e + 8);
+        uint32_t units = bp_get_u32le(e), act = bp_get_u32le(e + 4);
+        float dropout = bp_get_f32le(e + 8);
+        bp_activation a;
         if (units == 0 || units > BP_MAX_UNITS)
             return fail(BP_EFORMAT, err, errlen, "layer %u: units %u out of range (1..%u)",
                         (unsigned)l, (unsigned)units, (unsigned)BP_MAX_UNITS);
-        if (act >= N_OF(wire_act))
+        if (act_from_wire(act, &a) < 0)
             return fail(BP_EFORMAT, err, errlen, "layer %u: unknown activation id %u",
                         (unsigned)l, (unsigned)act);
         if (!(dropout >= 0.0f && dropout < 1.0f))
@@ -484,8 +430,8 @@ bp_status bp_model_load(const void *buf, size_t len, bp_model **out, char *err, 
         return fail(BP_EFORMAT, err, errlen,
                     "blob has trailing bytes: %zu bytes, header implies %llu", len,
                     (unsigned long long)implied);
-    const uint32_t stored_crc = get_u32le(b + len - CRC_BYTES);
-    const uint32_t crc = crc32_of(b, len - CRC_BYTES);
+    const uint32_t stored_crc = bp_get_u32le(b + len - CRC_BYTES);
+    const uint32_t crc = bp_crc32(b, len - CRC_BYTES);
     if (crc != stored_crc)
         return fail(BP_ECHECKSUM, err, errlen,
                     "checksum mismatch: stored 0x%08x, computed 0x%08x (blob corrupted)",
@@ -502,7 +448,7 @@ bp_status bp_model_load(const void *buf, size_t len, bp_model **out, char *err, 
             if (end - p < 4)
                 return fail(BP_EFORMAT, err, errlen, "class name %u runs past its section",
                             (unsigned)i);
-            uint32_t l = get_u32le(p);
+            uint32_t l = bp_get_u32le(p);
             if (l > BP_MAX_CLASS_NAME)
                 return fail(BP_EFORMAT, err, errlen, "class name %u: %u bytes, longer than %u",
                             (unsigned)i, (unsigned)l, (unsigned)BP_MAX_CLASS_NAME);
@@ -536,9 +482,9 @@ bp_status bp_model_load(const void *buf, size_t len, bp_model **out, char *err, 
     if (!specs) return fail(BP_ENOMEM, err, errlen, "out of memory loading a model");
     for (uint32_t l = 0; l < n_layers; l++) {
         const unsigned char *e = b + FIXED_HEADER + (size_t)LAYER_BYTES * l;
-        specs[l].units = get_u32le(e);
-        specs[l].activation = wire_act[get_u32le(e + 4)];
-        specs[l].dropout = get_f32le(e + 8);
+        specs[l].units = bp_get_u32le(e);
+        act_from_wire(bp_get_u32le(e + 4), &specs[l].activation); /* known: step 3 */
+        specs[l].dropout = bp_get_f32le(e + 8);
     }
     const bp_arch arch = {
         .inputs = inputs,
@@ -592,7 +538,7 @@ bp_status bp_model_load(const void *buf, size_t len, bp_model **out, char *err, 
         const unsigned char *p = classes_at;
         char *t = text;
         for (uint32_t i = 0; i < n_classes; i++) {
-            uint32_t l = get_u32le(p);
+            uint32_t l = bp_get_u32le(p);
             memcpy(t, p + 4, l);
             t[l] = '\0';
             names[i] = t;

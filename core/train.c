@@ -1,8 +1,8 @@
 /*
  * train.c - the mini-batch trainer: data copy, validation split and
- * standardization, seeded shuffling, dropout masks, data-parallel
- * forward/backward on helper threads, the fused optimizer step, schedules,
- * early stopping, metrics and checkpoints.
+ * standardization, seeded shuffling, dropout masks, the epoch loop over
+ * batches, the optimizer calls, schedules, early stopping and metrics.
+ * Its threads are core/pool.c's; its checkpoints core/checkpoint.c's.
  *
  * Every buffer is sized in bp_trainer_create; bp_trainer_epoch allocates
  * nothing.  Before each batch the weight matrices of small layers (at most
@@ -10,29 +10,23 @@
  * product Z = A W^T runs as an NN GEMM (see bp_transpose in gemm.c).
  *
  * Threads.  With cfg->threads = T > 1 the trainer starts T-1 helper threads
- * at create and joins them at free.  Each batch runs in two phases:
+ * at create and joins them at free.  Each batch runs in two phases, two
+ * jobs of the pool:
  *   1. each thread gathers its contiguous slice of the batch rows into its
  *      own workspace and runs forward + backward into its own gradient arena,
  *      the loss scaled by the whole batch size so the slices sum exactly;
  *   2. each thread applies the optimizer to its range of the parameter arena,
  *      summing the per-thread gradients (in thread order) in the same pass.
- * The phases are separated by a spin-then-yield barrier on C11 atomics (a
- * pthread barrier costs more than a small network's whole step); helpers
- * that stay idle for long (between epochs, or while the caller holds the
- * trainer) fall asleep on a condition variable.  Results depend on the
- * thread count (the row split changes the summation order) but are
- * deterministic for a given count.  Batches too small to split usefully run
- * on fewer threads (a fixed rule, so determinism holds).
+ * Results depend on the thread count (the row split changes the summation
+ * order) but are deterministic for a given count.  Batches too small to
+ * split usefully run on fewer threads (a fixed rule, so determinism holds).
  */
 #include "internal.h"
 
 #include <math.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zlib.h>
 
 #define MAX_THREADS 256u
 /* A thread gets at least this many rows of a batch and this much arithmetic
@@ -43,63 +37,6 @@
  * steal time from other jobs. */
 #define MIN_ROWS_PER_THREAD 16u
 #define MIN_FLOPS_PER_THREAD 4e6
-/* Waiting at a barrier: spin (~20 us of pause), then yield a few times, then
- * block on a condition variable.  Blocking early matters on a busy machine:
- * a thread that keeps yielding burns the time slice its partner needs. */
-#define SPIN_ITERS 400
-#define YIELD_ITERS 20
-
-enum { JOB_NONE = 0, JOB_FWD_BWD, JOB_OPT, JOB_QUIT };
-
-typedef struct {
-    _Alignas(64) struct bp_trainer *t;
-    unsigned id;
-    pthread_t th;
-    int started;
-    bp_ws ws;
-    const bp_real **mk; /* per layer mask pointers offset to this slice */
-    double loss;
-    size_t correct;
-} worker;
-
-struct bp_trainer {
-    bp_model *m;
-    bp_train_config cfg;
-    size_t in, out, n_train, n_val;
-    bp_real *Xtr, *Ytr, *Xval, *Yval;
-    uint32_t *perm;
-    bp_rng rng;
-    uint32_t epoch;
-    uint64_t step;
-    int done, stopped;
-    bp_real *s1, *s2; /* optimizer state arenas */
-    /* early stopping */
-    double best;
-    uint32_t best_epoch, wait;
-    int have_best;
-    bp_real *best_params;
-    /* transposed copies of small W for the forward product (bp_transpose) */
-    bp_real **wt;
-    int has_wt;
-    /* dropout: batch x units masks for hidden layers with p > 0 */
-    bp_real **mask;
-    int has_dropout;
-    /* threads */
-    unsigned nthreads, active;
-    worker *w;
-    bp_real **grads;
-    size_t batch_start, batch_rows;
-    bp_opt_step ostep;
-    int job;
-    _Alignas(64) atomic_uint gen;
-    _Alignas(64) atomic_uint done_count;
-    _Alignas(64) atomic_int sleepers;  /* helpers blocked waiting for work */
-    atomic_int main_sleeping;          /* the caller blocked waiting for helpers */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;                 /* work posted */
-    pthread_cond_t cv_done;            /* helpers finished */
-    int sync_ready;
-};
 
 /* ---- config ----------------------------------------------------------------- */
 
@@ -200,16 +137,9 @@ double bp_schedule_lr(const bp_train_config *cfg, uint32_t e)
     }
 }
 
-/* ---- threads ------------------------------------------------------------------ */
+/* ---- the two jobs of a batch, run on every thread (core/pool.c) ----------- */
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-static void gather(const bp_trainer *t, worker *w, size_t r0, size_t r1)
+static void gather(const bp_trainer *t, bp_worker *w, size_t r0, size_t r1)
 {
     const uint32_t *idx = t->perm + t->batch_start;
     for (size_t r = r0; r < r1; r++) {
@@ -218,105 +148,35 @@ static void gather(const bp_trainer *t, worker *w, size_t r0, size_t r1)
     }
 }
 
-static void run_job(bp_trainer *t, unsigned id, int job)
+/* Phase 1: thread id's slice of the batch, forward and backward into its
+ * own gradient arena. */
+static void fwd_bwd_job(void *ctx, unsigned id)
 {
-    worker *w = &t->w[id];
-    if (job == JOB_FWD_BWD) {
-        if (id >= t->active)
-            return;
-        size_t r0 = t->batch_rows * id / t->active, r1 = t->batch_rows * (id + 1) / t->active;
-        gather(t, w, r0, r1);
-        const bp_real *const *mk = NULL;
-        if (t->has_dropout) {
-            for (uint32_t l = 0; l < t->m->arch.n_layers; l++)
-                w->mk[l] = t->mask[l] ? t->mask[l] + r0 * t->m->layers[l].units : NULL;
-            mk = w->mk;
-        }
-        w->correct = 0;
-        w->loss = bp_fwd_bwd(t->m, &w->ws, w->ws.x, w->ws.y, r1 - r0, t->batch_rows, mk,
-                             t->has_wt ? (const bp_real *const *)t->wt : NULL, 1, &w->correct);
-    } else if (job == JOB_OPT) {
-        /* ranges on 64-byte boundaries so threads never share a cache line */
-        size_t P = t->m->n_params, n = t->nthreads;
-        size_t lo = P * id / n / 16 * 16, hi = id + 1 == n ? P : P * (id + 1) / n / 16 * 16;
-        bp_opt_apply(t->m, &t->ostep, t->m->params, t->s1, t->s2, t->grads, t->active, lo, hi);
+    bp_trainer *t = ctx;
+    bp_worker *w = &t->w[id];
+    if (id >= t->active)
+        return;
+    size_t r0 = t->batch_rows * id / t->active, r1 = t->batch_rows * (id + 1) / t->active;
+    gather(t, w, r0, r1);
+    const bp_real *const *mk = NULL;
+    if (t->has_dropout) {
+        for (uint32_t l = 0; l < t->m->arch.n_layers; l++)
+            w->mk[l] = t->mask[l] ? t->mask[l] + r0 * t->m->layers[l].units : NULL;
+        mk = w->mk;
     }
+    w->correct = 0;
+    w->loss = bp_fwd_bwd(t->m, &w->ws, w->ws.x, w->ws.y, r1 - r0, t->batch_rows, mk,
+                         t->has_wt ? (const bp_real *const *)t->wt : NULL, 1, &w->correct);
 }
 
-static void *helper_main(void *arg)
+/* Phase 2: the optimizer over thread id's range of the parameters. */
+static void opt_job(void *ctx, unsigned id)
 {
-    worker *w = arg;
-    bp_trainer *t = w->t;
-    unsigned seen = 0;
-    for (;;) {
-        unsigned g;
-        unsigned spins = 0;
-        while ((g = atomic_load_explicit(&t->gen, memory_order_acquire)) == seen) {
-            if (spins < SPIN_ITERS) {
-                spins++;
-                cpu_relax();
-            } else if (spins < SPIN_ITERS + YIELD_ITERS) {
-                spins++;
-                sched_yield();
-            } else {
-                pthread_mutex_lock(&t->mu);
-                atomic_fetch_add(&t->sleepers, 1);
-                while (atomic_load(&t->gen) == seen)
-                    pthread_cond_wait(&t->cv, &t->mu);
-                atomic_fetch_sub(&t->sleepers, 1);
-                pthread_mutex_unlock(&t->mu);
-            }
-        }
-        seen = g;
-        int job = t->job;
-        if (job == JOB_QUIT)
-            break;
-        run_job(t, w->id, job);
-        atomic_fetch_add(&t->done_count, 1); /* seq_cst: pairs with main_sleeping */
-        if (atomic_load(&t->main_sleeping)) {
-            pthread_mutex_lock(&t->mu);
-            pthread_cond_signal(&t->cv_done);
-            pthread_mutex_unlock(&t->mu);
-        }
-    }
-    return NULL;
-}
-
-/* Runs job on every thread (the caller is thread 0) and waits for all. */
-static void run_all(bp_trainer *t, int job)
-{
-    if (t->nthreads == 1) {
-        run_job(t, 0, job);
-        return;
-    }
-    t->job = job;
-    atomic_store_explicit(&t->done_count, 0, memory_order_relaxed);
-    atomic_fetch_add(&t->gen, 1); /* seq_cst: pairs with the sleepers check */
-    if (atomic_load(&t->sleepers) > 0) {
-        pthread_mutex_lock(&t->mu);
-        pthread_cond_broadcast(&t->cv);
-        pthread_mutex_unlock(&t->mu);
-    }
-    if (job == JOB_QUIT)
-        return;
-    run_job(t, 0, job);
-    unsigned want = t->nthreads - 1, spins = 0;
-    while (atomic_load_explicit(&t->done_count, memory_order_acquire) != want) {
-        if (spins < SPIN_ITERS) {
-            spins++;
-            cpu_relax();
-        } else if (spins < SPIN_ITERS + YIELD_ITERS) {
-            spins++;
-            sched_yield();
-        } else {
-            pthread_mutex_lock(&t->mu);
-            atomic_store(&t->main_sleeping, 1);
-            while (atomic_load(&t->done_count) != want)
-                pthread_cond_wait(&t->cv_done, &t->mu);
-            atomic_store(&t->main_sleeping, 0);
-            pthread_mutex_unlock(&t->mu);
-        }
-    }
+    bp_trainer *t = ctx;
+    /* ranges on 64-byte boundaries so threads never share a cache line */
+    size_t P = t->m->n_params, n = t->nthreads;
+    size_t lo = P * id / n / 16 * 16, hi = id + 1 == n ? P : P * (id + 1) / n / 16 * 16;
+    bp_opt_apply(t->m, &t->ostep, t->m->params, t->s1, t->s2, t->grads, t->active, lo, hi);
 }
 
 /* Training FLOPs of one row: forward, weight gradient, input gradient. */
@@ -357,26 +217,13 @@ void bp_trainer_free(bp_trainer *t)
 {
     if (!t)
         return;
+    bp_pool_stop(&t->pool);
     if (t->w) {
-        int any = 0;
-        for (unsigned i = 1; i < t->nthreads; i++)
-            any |= t->w[i].started;
-        if (any) {
-            run_all(t, JOB_QUIT);
-            for (unsigned i = 1; i < t->nthreads; i++)
-                if (t->w[i].started)
-                    pthread_join(t->w[i].th, NULL);
-        }
         for (unsigned i = 0; i < t->nthreads; i++) {
             bp_ws_free(&t->w[i].ws);
             free(t->w[i].mk);
         }
         free(t->w);
-    }
-    if (t->sync_ready) {
-        pthread_mutex_destroy(&t->mu);
-        pthread_cond_destroy(&t->cv);
-        pthread_cond_destroy(&t->cv_done);
     }
     if (t->mask)
         for (uint32_t l = 0; l < t->m->arch.n_layers; l++)
@@ -428,6 +275,166 @@ static void standardize(bp_real *X, size_t rows, size_t in, const bp_real *mu, c
             X[i * in + j] = (X[i * in + j] - mu[j]) / sd[j];
 }
 
+/* The validation sample (a seeded partial Fisher-Yates over the row
+ * indices), then both splits copied in row order; -1 when out of memory. */
+static int split_rows(bp_trainer *t, const bp_real *X, const bp_real *Y, size_t rows)
+{
+    const size_t in = t->in, outk = t->out;
+    uint32_t *idx = malloc(rows * sizeof *idx);
+    t->perm = malloc(t->n_train * sizeof *t->perm);
+    t->Xtr = bp_alloc_reals(t->n_train * in);
+    t->Ytr = bp_alloc_reals(t->n_train * outk);
+    if (t->n_val) {
+        t->Xval = bp_alloc_reals(t->n_val * in);
+        t->Yval = bp_alloc_reals(t->n_val * outk);
+    }
+    if (!idx || !t->perm || !t->Xtr || !t->Ytr || (t->n_val && (!t->Xval || !t->Yval))) {
+        free(idx);
+        return -1;
+    }
+    for (size_t i = 0; i < rows; i++)
+        idx[i] = (uint32_t)i;
+    for (size_t i = 0; i < t->n_val; i++) {
+        size_t j = i + (size_t)bp_rng_below(&t->rng, rows - i);
+        uint32_t tmp = idx[i];
+        idx[i] = idx[j];
+        idx[j] = tmp;
+    }
+    qsort(idx, t->n_val, sizeof *idx, cmp_u32);
+    qsort(idx + t->n_val, t->n_train, sizeof *idx, cmp_u32);
+    for (size_t i = 0; i < t->n_val; i++) {
+        memcpy(t->Xval + i * in, X + (size_t)idx[i] * in, in * sizeof *X);
+        memcpy(t->Yval + i * outk, Y + (size_t)idx[i] * outk, outk * sizeof *Y);
+    }
+    for (size_t i = 0; i < t->n_train; i++) {
+        memcpy(t->Xtr + i * in, X + (size_t)idx[t->n_val + i] * in, in * sizeof *X);
+        memcpy(t->Ytr + i * outk, Y + (size_t)idx[t->n_val + i] * outk, outk * sizeof *Y);
+    }
+    free(idx);
+    return 0;
+}
+
+/* Mean and standard deviation of each column of the training split, summed
+ * in double; -1 when out of memory. */
+static int column_stats(const bp_trainer *t, bp_real *mu, bp_real *sd)
+{
+    const size_t in = t->in;
+    double *acc = calloc(in, sizeof *acc);
+    if (!acc)
+        return -1;
+    for (size_t i = 0; i < t->n_train; i++)
+        for (size_t j = 0; j < in; j++)
+            acc[j] += t->Xtr[i * in + j];
+    for (size_t j = 0; j < in; j++) {
+        mu[j] = (bp_real)(acc[j] / (double)t->n_train);
+        acc[j] = 0;
+    }
+    for (size_t i = 0; i < t->n_train; i++)
+        for (size_t j = 0; j < in; j++) {
+            double d = (double)t->Xtr[i * in + j] - (double)mu[j];
+            acc[j] += d * d;
+        }
+    for (size_t j = 0; j < in; j++)
+        sd[j] = (bp_real)sqrt(acc[j] / (double)t->n_train);
+    free(acc);
+    return 0;
+}
+
+/* Standardization: fitted on the training split only and stored in the
+ * model, so predict applies exactly what training saw.  Without
+ * cfg.normalize, statistics the model already holds are applied.
+ * BP_ENOMEM here is the trainer's own allocation failing. */
+static bp_status normalize(bp_trainer *t, int *oom)
+{
+    bp_model *m = t->m;
+    const size_t in = t->in;
+    *oom = 0;
+    if (t->cfg.normalize) {
+        bp_real *mu = malloc(in * sizeof *mu), *sd = malloc(in * sizeof *sd);
+        if (!mu || !sd || column_stats(t, mu, sd) < 0) {
+            free(mu), free(sd);
+            *oom = 1;
+            return BP_ENOMEM;
+        }
+        bp_status st = bp_model_set_norm(m, mu, sd);
+        free(mu), free(sd);
+        if (st != BP_OK)
+            return st;
+    }
+    if (m->norm_mean) {
+        standardize(t->Xtr, t->n_train, in, m->norm_mean, m->norm_std);
+        if (t->n_val)
+            standardize(t->Xval, t->n_val, in, m->norm_mean, m->norm_std);
+    }
+    return BP_OK;
+}
+
+/* Optimizer state, early-stopping copy, dropout masks for a batch of bs
+ * rows, transposed copies of the small weight matrices; -1 when out of
+ * memory. */
+static int alloc_state(bp_trainer *t, size_t bs)
+{
+    const bp_model *m = t->m;
+    const size_t P = m->n_params;
+    const uint32_t L = m->arch.n_layers;
+    if (t->cfg.optimizer == BP_OPT_ADAM || t->cfg.momentum != 0) {
+        if (!(t->s1 = bp_alloc_reals(P)))
+            return -1;
+        memset(t->s1, 0, P * sizeof *t->s1);
+    }
+    if (t->cfg.optimizer == BP_OPT_ADAM) {
+        if (!(t->s2 = bp_alloc_reals(P)))
+            return -1;
+        memset(t->s2, 0, P * sizeof *t->s2);
+    }
+    if (t->cfg.patience > 0 && !(t->best_params = bp_alloc_reals(P)))
+        return -1;
+    if (!(t->mask = calloc(L, sizeof *t->mask)))
+        return -1;
+    for (uint32_t l = 0; l + 1 < L; l++)
+        if (m->layers[l].dropout > 0) {
+            t->has_dropout = 1;
+            if (!(t->mask[l] = bp_alloc_reals(bs * m->layers[l].units)))
+                return -1;
+        }
+    if (!(t->wt = calloc(L, sizeof *t->wt)))
+        return -1;
+    for (uint32_t l = 0; l < L; l++) {
+        size_t nw = (size_t)m->layers[l].units * bp_fan_in(m, l);
+        if (nw <= BP_WT_MAX && m->layers[l].units > 1) {
+            if (!(t->wt[l] = bp_alloc_reals(nw)))
+                return -1;
+            t->has_wt = 1;
+        }
+    }
+    return 0;
+}
+
+/* One workspace per thread that a batch of bs rows is worth, then the
+ * pool that runs them. */
+static bp_pool_status start_threads(bp_trainer *t, size_t bs)
+{
+    const bp_model *m = t->m;
+    unsigned nt = useful_threads(m, bs, t->cfg.threads);
+    t->nthreads = nt;
+    t->w = aligned_alloc(64, ((nt * sizeof *t->w + 63) / 64) * 64);
+    t->grads = calloc(nt, sizeof *t->grads);
+    if (!t->w || !t->grads)
+        return BP_POOL_NOMEM;
+    memset(t->w, 0, nt * sizeof *t->w);
+    for (unsigned i = 0; i < nt; i++) {
+        bp_worker *w = &t->w[i];
+        /* thread i runs only when at least i + 1 threads split a batch */
+        size_t rows_i = (bs + i) / (i + 1);
+        if (bp_ws_init(&w->ws, m, rows_i, 1, 1) != BP_OK)
+            return BP_POOL_NOMEM;
+        if (!(w->mk = calloc(m->arch.n_layers, sizeof *w->mk)))
+            return BP_POOL_NOMEM;
+        t->grads[i] = w->ws.grad;
+    }
+    return bp_pool_start(&t->pool, nt);
+}
+
 bp_status bp_trainer_create(bp_model *m, const bp_train_config *cfg, const bp_real *X,
                             const bp_real *Y, size_t rows, bp_trainer **out, char *err,
                             size_t errlen)
@@ -454,163 +461,28 @@ bp_status bp_trainer_create(bp_model *m, const bp_train_config *cfg, const bp_re
     t->n_train = rows - t->n_val;
     t->best = INFINITY;
     bp_rng_seed(&t->rng, cfg->seed);
-    const size_t P = m->n_params, in = t->in, outk = t->out;
-    const uint32_t L = m->arch.n_layers;
-
-    /* validation sample: a seeded partial Fisher-Yates over the row indices */
-    uint32_t *idx = malloc(rows * sizeof *idx);
-    t->perm = malloc(t->n_train * sizeof *t->perm);
-    t->Xtr = bp_alloc_reals(t->n_train * in);
-    t->Ytr = bp_alloc_reals(t->n_train * outk);
-    if (t->n_val) {
-        t->Xval = bp_alloc_reals(t->n_val * in);
-        t->Yval = bp_alloc_reals(t->n_val * outk);
-    }
-    if (!idx || !t->perm || !t->Xtr || !t->Ytr || (t->n_val && (!t->Xval || !t->Yval))) {
-        free(idx);
+    if (split_rows(t, X, Y, rows) < 0)
         goto nomem;
-    }
-    for (size_t i = 0; i < rows; i++)
-        idx[i] = (uint32_t)i;
-    for (size_t i = 0; i < t->n_val; i++) {
-        size_t j = i + (size_t)bp_rng_below(&t->rng, rows - i);
-        uint32_t tmp = idx[i];
-        idx[i] = idx[j];
-        idx[j] = tmp;
-    }
-    qsort(idx, t->n_val, sizeof *idx, cmp_u32);
-    qsort(idx + t->n_val, t->n_train, sizeof *idx, cmp_u32);
-    for (size_t i = 0; i < t->n_val; i++) {
-        memcpy(t->Xval + i * in, X + (size_t)idx[i] * in, in * sizeof *X);
-        memcpy(t->Yval + i * outk, Y + (size_t)idx[i] * outk, outk * sizeof *Y);
-    }
-    for (size_t i = 0; i < t->n_train; i++) {
-        memcpy(t->Xtr + i * in, X + (size_t)idx[t->n_val + i] * in, in * sizeof *X);
-        memcpy(t->Ytr + i * outk, Y + (size_t)idx[t->n_val + i] * outk, outk * sizeof *Y);
-    }
-    free(idx);
-
-    /* standardization: fitted on the training split only and stored in the
-     * model, so predict applies exactly what training saw.  Without
-     * cfg->normalize, statistics the model already holds are applied. */
-    if (cfg->normalize) {
-        bp_real *mu = malloc(in * sizeof *mu), *sd = malloc(in * sizeof *sd);
-        double *acc = calloc(in, sizeof *acc);
-        if (!mu || !sd || !acc) {
-            free(mu), free(sd), free(acc);
+    int oom;
+    if ((st = normalize(t, &oom)) != BP_OK) {
+        if (oom)
             goto nomem;
-        }
-        for (size_t i = 0; i < t->n_train; i++)
-            for (size_t j = 0; j < in; j++)
-                acc[j] += t->Xtr[i * in + j];
-        for (size_t j = 0; j < in; j++) {
-            mu[j] = (bp_real)(acc[j] / (double)t->n_train);
-            acc[j] = 0;
-        }
-        for (size_t i = 0; i < t->n_train; i++)
-            for (size_t j = 0; j < in; j++) {
-                double d = (double)t->Xtr[i * in + j] - (double)mu[j];
-                acc[j] += d * d;
-            }
-        for (size_t j = 0; j < in; j++)
-            sd[j] = (bp_real)sqrt(acc[j] / (double)t->n_train);
-        st = bp_model_set_norm(m, mu, sd);
-        free(mu), free(sd), free(acc);
-        if (st != BP_OK)
-            goto fail;
+        goto fail;
     }
-    if (m->norm_mean) {
-        standardize(t->Xtr, t->n_train, in, m->norm_mean, m->norm_std);
-        if (t->n_val)
-            standardize(t->Xval, t->n_val, in, m->norm_mean, m->norm_std);
-    }
-
-    /* optimizer state */
-    if (cfg->optimizer == BP_OPT_ADAM || cfg->momentum != 0) {
-        if (!(t->s1 = bp_alloc_reals(P)))
-            goto nomem;
-        memset(t->s1, 0, P * sizeof *t->s1);
-    }
-    if (cfg->optimizer == BP_OPT_ADAM) {
-        if (!(t->s2 = bp_alloc_reals(P)))
-            goto nomem;
-        memset(t->s2, 0, P * sizeof *t->s2);
-    }
-    if (cfg->patience > 0 && !(t->best_params = bp_alloc_reals(P)))
-        goto nomem;
-
-    /* dropout masks for the whole batch */
     const size_t bs = cfg->batch_size < t->n_train ? cfg->batch_size : t->n_train;
-    t->mask = calloc(L, sizeof *t->mask);
-    if (!t->mask)
+    if (alloc_state(t, bs) < 0)
         goto nomem;
-    for (uint32_t l = 0; l + 1 < L; l++)
-        if (m->layers[l].dropout > 0) {
-            t->has_dropout = 1;
-            if (!(t->mask[l] = bp_alloc_reals(bs * m->layers[l].units)))
-                goto nomem;
-        }
-
-    /* transposed copies of the small weight matrices */
-    if (!(t->wt = calloc(L, sizeof *t->wt)))
-        goto nomem;
-    for (uint32_t l = 0; l < L; l++) {
-        size_t nw = (size_t)m->layers[l].units * bp_fan_in(m, l);
-        if (nw <= BP_WT_MAX && m->layers[l].units > 1) {
-            if (!(t->wt[l] = bp_alloc_reals(nw)))
-                goto nomem;
-            t->has_wt = 1;
-        }
+    switch (start_threads(t, bs)) {
+    case BP_POOL_OK:
+        *out = t;
+        return BP_OK;
+    case BP_POOL_NOTHREAD:
+        bp_trainer_free(t);
+        bp_set_err(err, errlen, "could not start a training thread");
+        return BP_ENOMEM;
+    case BP_POOL_NOMEM:
+        break;
     }
-
-    /* threads and their workspaces */
-    unsigned nt = useful_threads(m, bs, cfg->threads);
-    t->nthreads = nt;
-    t->w = aligned_alloc(64, ((nt * sizeof *t->w + 63) / 64) * 64);
-    t->grads = calloc(nt, sizeof *t->grads);
-    if (!t->w || !t->grads)
-        goto nomem;
-    memset(t->w, 0, nt * sizeof *t->w);
-    for (unsigned i = 0; i < nt; i++) {
-        worker *w = &t->w[i];
-        w->t = t;
-        w->id = i;
-        /* thread i runs only when at least i + 1 threads split a batch */
-        size_t rows_i = (bs + i) / (i + 1);
-        if (bp_ws_init(&w->ws, m, rows_i, 1, 1) != BP_OK)
-            goto nomem;
-        if (!(w->mk = calloc(L, sizeof *w->mk)))
-            goto nomem;
-        t->grads[i] = w->ws.grad;
-    }
-    if (nt > 1) {
-        if (pthread_mutex_init(&t->mu, NULL) != 0)
-            goto nomem;
-        if (pthread_cond_init(&t->cv, NULL) != 0) {
-            pthread_mutex_destroy(&t->mu);
-            goto nomem;
-        }
-        if (pthread_cond_init(&t->cv_done, NULL) != 0) {
-            pthread_cond_destroy(&t->cv);
-            pthread_mutex_destroy(&t->mu);
-            goto nomem;
-        }
-        t->sync_ready = 1;
-        atomic_init(&t->gen, 0);
-        atomic_init(&t->done_count, 0);
-        atomic_init(&t->sleepers, 0);
-        atomic_init(&t->main_sleeping, 0);
-        for (unsigned i = 1; i < nt; i++) {
-            if (pthread_create(&t->w[i].th, NULL, helper_main, &t->w[i]) != 0) {
-                bp_trainer_free(t);
-                bp_set_err(err, errlen, "could not start a training thread");
-                return BP_ENOMEM;
-            }
-            t->w[i].started = 1;
-        }
-    }
-    *out = t;
-    return BP_OK;
 nomem:
     st = BP_ENOMEM;
     bp_set_err(err, errlen, "out of memory preparing training");
@@ -664,6 +536,83 @@ static bp_status diverged(const bp_trainer *t, double loss, uint32_t epoch, char
     return BP_ENUMERIC;
 }
 
+/* The epoch's row order: identity, then a seeded Fisher-Yates. */
+static void shuffle(bp_trainer *t)
+{
+    for (size_t i = 0; i < t->n_train; i++)
+        t->perm[i] = (uint32_t)i;
+    if (t->cfg.shuffle)
+        for (size_t i = t->n_train; i > 1; i--) {
+            size_t j = (size_t)bp_rng_below(&t->rng, i);
+            uint32_t tmp = t->perm[i - 1];
+            t->perm[i - 1] = t->perm[j];
+            t->perm[j] = tmp;
+        }
+}
+
+/* One step on the `rows` rows from `start` of the epoch's order: masks and
+ * transposed weights, forward/backward on every thread, then (when the
+ * loss is finite) the optimizer on every thread.  Returns the batch loss
+ * and adds its correct predictions to *correct. */
+static double run_batch(bp_trainer *t, size_t start, size_t rows, double lr, size_t *correct)
+{
+    t->batch_start = start;
+    t->batch_rows = rows;
+    t->active = threads_for(t, rows);
+    if (t->has_dropout)
+        make_masks(t, rows);
+    if (t->has_wt)
+        for (uint32_t l = 0; l < t->m->arch.n_layers; l++)
+            if (t->wt[l])
+                bp_transpose(bp_layer_w(t->m->params, t->m, l), t->wt[l], t->m->layers[l].units,
+                             bp_fan_in(t->m, l));
+    bp_pool_run(&t->pool, fwd_bwd_job, t);
+    double loss = 0;
+    for (unsigned i = 0; i < t->active; i++) {
+        loss += t->w[i].loss;
+        *correct += t->w[i].correct;
+    }
+    if (!isfinite(loss))
+        return loss;
+    t->step++;
+    bp_opt_prepare(&t->ostep, &t->cfg, lr, t->step);
+    bp_pool_run(&t->pool, opt_job, t);
+    return loss;
+}
+
+/* Loss over the validation split, in chunks of thread 0's workspace; its
+ * correct predictions into *correct. */
+static double validate(bp_trainer *t, size_t *correct)
+{
+    double vl = 0;
+    size_t vc = 0;
+    bp_ws *ws = &t->w[0].ws;
+    for (size_t s = 0; s < t->n_val; s += ws->max_rows) {
+        size_t r = t->n_val - s < ws->max_rows ? t->n_val - s : ws->max_rows;
+        size_t c = 0;
+        vl += bp_fwd_bwd(t->m, ws, t->Xval + s * t->in, t->Yval + s * t->out, r, t->n_val, NULL,
+                         NULL, 0, &c);
+        vc += c;
+    }
+    *correct = vc;
+    return vl;
+}
+
+/* Early stopping after an epoch whose monitored loss was mon: keeps the
+ * best weights, and stops after `patience` epochs without improvement. */
+static void early_stop(bp_trainer *t, double mon)
+{
+    if (mon < t->best - t->cfg.min_delta) {
+        t->best = mon;
+        t->best_epoch = t->epoch;
+        t->wait = 0;
+        t->have_best = 1;
+        memcpy(t->best_params, t->m->params, t->m->n_params * sizeof(bp_real));
+    } else if (++t->wait >= t->cfg.patience) {
+        t->stopped = 1;
+    }
+}
+
 bp_status bp_trainer_epoch(bp_trainer *t, bp_epoch_metrics *out, char *err, size_t errlen)
 {
     if (!t) {
@@ -678,15 +627,7 @@ bp_status bp_trainer_epoch(bp_trainer *t, bp_epoch_metrics *out, char *err, size
     const uint32_t e = t->epoch;
     const double lr = bp_schedule_lr(&t->cfg, e);
     const size_t bs = t->cfg.batch_size;
-    for (size_t i = 0; i < t->n_train; i++)
-        t->perm[i] = (uint32_t)i;
-    if (t->cfg.shuffle)
-        for (size_t i = t->n_train; i > 1; i--) {
-            size_t j = (size_t)bp_rng_below(&t->rng, i);
-            uint32_t tmp = t->perm[i - 1];
-            t->perm[i - 1] = t->perm[j];
-            t->perm[j] = tmp;
-        }
+    shuffle(t);
 
     double loss_sum = 0;
     size_t batches = 0, correct = 0;
@@ -696,27 +637,9 @@ bp_status bp_trainer_epoch(bp_trainer *t, bp_epoch_metrics *out, char *err, size
             return BP_ECANCELLED;
         }
         size_t rows = t->n_train - start < bs ? t->n_train - start : bs;
-        t->batch_start = start;
-        t->batch_rows = rows;
-        t->active = threads_for(t, rows);
-        if (t->has_dropout)
-            make_masks(t, rows);
-        if (t->has_wt)
-            for (uint32_t l = 0; l < t->m->arch.n_layers; l++)
-                if (t->wt[l])
-                    bp_transpose(bp_layer_w(t->m->params, t->m, l), t->wt[l], t->m->layers[l].units,
-                                 bp_fan_in(t->m, l));
-        run_all(t, JOB_FWD_BWD);
-        double loss = 0;
-        for (unsigned i = 0; i < t->active; i++) {
-            loss += t->w[i].loss;
-            correct += t->w[i].correct;
-        }
+        double loss = run_batch(t, start, rows, lr, &correct);
         if (!isfinite(loss))
             return diverged(t, loss, e + 1, err, errlen);
-        t->step++;
-        bp_opt_prepare(&t->ostep, &t->cfg, lr, t->step);
-        run_all(t, JOB_OPT);
         loss_sum += loss;
         batches++;
     }
@@ -729,35 +652,16 @@ bp_status bp_trainer_epoch(bp_trainer *t, bp_epoch_metrics *out, char *err, size
     met.val_loss = NAN;
     met.val_accuracy = NAN;
     if (t->n_val) {
-        double vl = 0;
-        size_t vc = 0;
-        bp_ws *ws = &t->w[0].ws;
-        for (size_t s = 0; s < t->n_val; s += ws->max_rows) {
-            size_t r = t->n_val - s < ws->max_rows ? t->n_val - s : ws->max_rows;
-            size_t c = 0;
-            vl += bp_fwd_bwd(t->m, ws, t->Xval + s * t->in, t->Yval + s * t->out, r, t->n_val, NULL,
-                             NULL, 0, &c);
-            vc += c;
-        }
+        size_t vc;
+        double vl = validate(t, &vc);
         if (!isfinite(vl))
             return diverged(t, vl, e + 1, err, errlen);
         met.val_loss = vl;
         met.val_accuracy = regression ? NAN : (double)vc / ((double)t->n_val * (double)acc_units(t));
     }
     t->epoch++;
-
-    if (t->cfg.patience > 0) {
-        double mon = t->n_val ? met.val_loss : met.train_loss;
-        if (mon < t->best - t->cfg.min_delta) {
-            t->best = mon;
-            t->best_epoch = t->epoch;
-            t->wait = 0;
-            t->have_best = 1;
-            memcpy(t->best_params, t->m->params, t->m->n_params * sizeof(bp_real));
-        } else if (++t->wait >= t->cfg.patience) {
-            t->stopped = 1;
-        }
-    }
+    if (t->cfg.patience > 0)
+        early_stop(t, t->n_val ? met.val_loss : met.train_loss);
     if (t->epoch >= t->cfg.epochs || t->stopped)
         t->done = 1;
     met.seconds = now_s() - t0;
@@ -813,212 +717,4 @@ bp_status bp_train(bp_model *m, const bp_train_config *cfg, const bp_real *X, co
     bp_trainer_finish(t);
     bp_trainer_free(t);
     return st;
-}
-
-/* ---- checkpoints -------------------------------------------------------------------
- * "BPCK" version 1, little-endian:
- *   0  char[4] "BPCK"        4  u32 version (1)      8  u32 real size (4|8)
- *   12 u32 optimizer         16 u64 param_count      24 u64 training rows
- *   32 u64 validation rows   40 u32 epochs run       44 u32 flags
- *      (bit0 early stopping has a best, bit1 stopped, bit2 done,
- *       bit3 state arena 1 present, bit4 state arena 2 present)
- *   48 u64 optimizer steps   56 u64[4] xoshiro256** state
- *   88 f64 best monitored loss   96 u32 best epoch   100 u32 epochs without improvement
- *   104 reals: current weights, [best weights], [state 1], [state 2]
- *   end u32 CRC-32 (zlib) of every preceding byte
- */
-#define CK_MAGIC "BPCK"
-#define CK_VERSION 1u
-#define CK_HEADER 104u
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-static unsigned char *put_reals(unsigned char *p, const bp_real *a, size_t n)
-{
-    for (size_t i = 0; i < n; i++, p += sizeof(bp_real)) {
-#ifdef BP_DOUBLE
-        uint64_t u;
-        memcpy(&u, &a[i], 8);
-        put_u64(p, u);
-#else
-        uint32_t u;
-        memcpy(&u, &a[i], 4);
-        put_u32(p, u);
-#endif
-    }
-    return p;
-}
-static const unsigned char *get_reals(const unsigned char *p, bp_real *a, size_t n)
-{
-    for (size_t i = 0; i < n; i++, p += sizeof(bp_real)) {
-#ifdef BP_DOUBLE
-        uint64_t u = get_u64(p);
-#else
-        uint32_t u = get_u32(p);
-#endif
-        memcpy(&a[i], &u, sizeof u);
-    }
-    return p;
-}
-
-static uint32_t ck_flags(const bp_trainer *t)
-{
-    return (t->have_best ? 1u : 0) | (t->stopped ? 2u : 0) | (t->done ? 4u : 0) | (t->s1 ? 8u : 0) |
-           (t->s2 ? 16u : 0);
-}
-
-static size_t ck_arrays(uint32_t flags)
-{
-    return 1 + !!(flags & 1u) + !!(flags & 8u) + !!(flags & 16u);
-}
-
-bp_status bp_trainer_save_state(const bp_trainer *t, void **buf, size_t *len)
-{
-    if (!t || !buf || !len)
-        return BP_EINVAL;
-    const size_t P = t->m->n_params;
-    const uint32_t flags = ck_flags(t);
-    size_t n = CK_HEADER + ck_arrays(flags) * P * sizeof(bp_real) + 4;
-    unsigned char *b = malloc(n);
-    if (!b)
-        return BP_ENOMEM;
-    memcpy(b, CK_MAGIC, 4);
-    put_u32(b + 4, CK_VERSION);
-    put_u32(b + 8, (uint32_t)sizeof(bp_real));
-    put_u32(b + 12, (uint32_t)t->cfg.optimizer);
-    put_u64(b + 16, P);
-    put_u64(b + 24, t->n_train);
-    put_u64(b + 32, t->n_val);
-    put_u32(b + 40, t->epoch);
-    put_u32(b + 44, flags);
-    put_u64(b + 48, t->step);
-    for (int i = 0; i < 4; i++)
-        put_u64(b + 56 + 8 * i, t->rng.s[i]);
-    uint64_t bestbits;
-    memcpy(&bestbits, &t->best, 8);
-    put_u64(b + 88, bestbits);
-    put_u32(b + 96, t->best_epoch);
-    put_u32(b + 100, t->wait);
-    unsigned char *p = b + CK_HEADER;
-    p = put_reals(p, t->m->params, P);
-    if (flags & 1u)
-        p = put_reals(p, t->best_params, P);
-    if (flags & 8u)
-        p = put_reals(p, t->s1, P);
-    if (flags & 16u)
-        p = put_reals(p, t->s2, P);
-    put_u32(p, (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), b, (z_size_t)(p - b)));
-    *buf = b;
-    *len = n;
-    return BP_OK;
-}
-
-bp_status bp_trainer_load_state(bp_trainer *t, const void *buf, size_t len, char *err, size_t errlen)
-{
-    if (!t || !buf) {
-        bp_set_err(err, errlen, "trainer and checkpoint are required");
-        return BP_EINVAL;
-    }
-    const unsigned char *b = buf;
-    if (len < CK_HEADER + 4) {
-        bp_set_err(err, errlen, "checkpoint is truncated: %zu bytes", len);
-        return BP_EFORMAT;
-    }
-    if (memcmp(b, CK_MAGIC, 4) != 0) {
-        bp_set_err(err, errlen, "not a training checkpoint (bad magic)");
-        return BP_EFORMAT;
-    }
-    uint32_t version = get_u32(b + 4);
-    if (version != CK_VERSION) {
-        bp_set_err(err, errlen, "unsupported checkpoint version %u", version);
-        return BP_EVERSION;
-    }
-    const size_t P = t->m->n_params;
-    uint32_t flags = get_u32(b + 44);
-    if (get_u32(b + 8) != sizeof(bp_real)) {
-        bp_set_err(err, errlen, "checkpoint holds %u-byte reals, this engine uses %zu",
-                   get_u32(b + 8), sizeof(bp_real));
-        return BP_EINVAL;
-    }
-    if (get_u64(b + 16) != P) {
-        bp_set_err(err, errlen, "checkpoint has %llu parameters, the model has %zu",
-                   (unsigned long long)get_u64(b + 16), P);
-        return BP_EINVAL;
-    }
-    if (get_u64(b + 24) != t->n_train || get_u64(b + 32) != t->n_val) {
-        bp_set_err(err, errlen, "checkpoint was taken on %llu training and %llu validation rows, "
-                   "this trainer has %zu and %zu", (unsigned long long)get_u64(b + 24),
-                   (unsigned long long)get_u64(b + 32), t->n_train, t->n_val);
-        return BP_EINVAL;
-    }
-    if (get_u32(b + 12) != (uint32_t)t->cfg.optimizer || !!(flags & 8u) != !!t->s1 ||
-        !!(flags & 16u) != !!t->s2) {
-        bp_set_err(err, errlen, "checkpoint optimizer state does not match this trainer");
-        return BP_EINVAL;
-    }
-    if ((flags & 1u) && !t->best_params) {
-        bp_set_err(err, errlen, "checkpoint has early-stopping state but patience is off");
-        return BP_EINVAL;
-    }
-    if (flags & ~31u) {
-        bp_set_err(err, errlen, "checkpoint has unknown flags %#x", flags);
-        return BP_EFORMAT;
-    }
-    size_t want = CK_HEADER + ck_arrays(flags) * P * sizeof(bp_real) + 4;
-    if (len != want) {
-        bp_set_err(err, errlen, "checkpoint is %zu bytes, expected %zu", len, want);
-        return BP_EFORMAT;
-    }
-    if ((uint32_t)crc32_z(crc32(0L, Z_NULL, 0), b, (z_size_t)(len - 4)) != get_u32(b + len - 4)) {
-        bp_set_err(err, errlen, "checkpoint checksum does not match");
-        return BP_ECHECKSUM;
-    }
-    uint32_t epoch = get_u32(b + 40);
-    if (epoch > t->cfg.epochs) {
-        bp_set_err(err, errlen, "checkpoint is at epoch %u, beyond the configured %u", epoch,
-                   t->cfg.epochs);
-        return BP_EINVAL;
-    }
-    t->epoch = epoch;
-    t->step = get_u64(b + 48);
-    for (int i = 0; i < 4; i++)
-        t->rng.s[i] = get_u64(b + 56 + 8 * i);
-    uint64_t bestbits = get_u64(b + 88);
-    memcpy(&t->best, &bestbits, 8);
-    t->best_epoch = get_u32(b + 96);
-    t->wait = get_u32(b + 100);
-    t->have_best = !!(flags & 1u);
-    t->stopped = !!(flags & 2u);
-    t->done = t->stopped || t->epoch >= t->cfg.epochs;
-    const unsigned char *p = b + CK_HEADER;
-    p = get_reals(p, t->m->params, P);
-    if (flags & 1u)
-        p = get_reals(p, t->best_params, P);
-    if (flags & 8u)
-        p = get_reals(p, t->s1, P);
-    if (flags & 16u)
-        get_reals(p, t->s2, P);
-    return BP_OK;
 }

@@ -288,6 +288,55 @@ Test(engine, bad_architectures)
     cr_assert_eq(bp_arch_check(NULL, NULL, 0), BP_EINVAL);
 }
 
+/* Every activation the enum names has a full row of the table, and the
+ * table alone drives names, parsing, the API's listing order, wire ids,
+ * the auto init and the output-only rule. */
+Test(engine, activation_table_drives_names)
+{
+    static const char *const listed[] = {"relu", "leaky_relu", "tanh", "sigmoid", "softmax",
+                                         "linear"};
+    int seen_listed[BP_ACT_COUNT] = {0}, seen_wire[BP_ACT_COUNT] = {0};
+    for (int a = 0; a < BP_ACT_COUNT; a++) {
+        const bp_act_info *r = &bp_acts[a];
+        cr_assert(r->name && r->forward && r->backward && r->derivative, "row %d is incomplete", a);
+        cr_assert_str_eq(bp_activation_name((bp_activation)a), r->name);
+        bp_activation got;
+        cr_assert_eq(bp_activation_parse(r->name, &got), 0);
+        cr_assert_eq(got, (bp_activation)a);
+        cr_assert_lt(r->listed, BP_ACT_COUNT);
+        cr_assert_lt(r->wire, BP_ACT_COUNT);
+        seen_listed[r->listed]++;
+        seen_wire[r->wire]++;
+        cr_assert_eq(bp_activation_init((bp_activation)a), r->init);
+    }
+    for (int i = 0; i < BP_ACT_COUNT; i++)
+        cr_assert(seen_listed[i] == 1 && seen_wire[i] == 1, "listed/wire %d used %d/%d times", i,
+                  seen_listed[i], seen_wire[i]);
+    /* the API's order, as openapi.yaml lists it, and nothing after it */
+    for (unsigned i = 0; i < BP_ACT_COUNT; i++) {
+        bp_activation a;
+        cr_assert_eq(bp_activation_listed(i, &a), 0);
+        cr_assert_str_eq(bp_activation_name(a), listed[i]);
+    }
+    bp_activation a;
+    cr_assert_eq(bp_activation_listed(BP_ACT_COUNT, &a), -1);
+    /* the ids saved models hold (docs/model-format.md) */
+    cr_assert_eq(bp_acts[BP_ACT_LINEAR].wire, 0);
+    cr_assert_eq(bp_acts[BP_ACT_RELU].wire, 1);
+    cr_assert_eq(bp_acts[BP_ACT_LEAKY_RELU].wire, 2);
+    cr_assert_eq(bp_acts[BP_ACT_TANH].wire, 3);
+    cr_assert_eq(bp_acts[BP_ACT_SIGMOID].wire, 4);
+    cr_assert_eq(bp_acts[BP_ACT_SOFTMAX].wire, 5);
+    /* He for the relu family, Xavier otherwise; softmax alone output-only */
+    for (int i = 0; i < BP_ACT_COUNT; i++) {
+        int relu = i == BP_ACT_RELU || i == BP_ACT_LEAKY_RELU;
+        cr_assert_eq(bp_acts[i].init, relu ? BP_INIT_HE : BP_INIT_XAVIER, "init of %s", bp_acts[i].name);
+        cr_assert_eq(bp_acts[i].output_only, i == BP_ACT_SOFTMAX, "output_only of %s", bp_acts[i].name);
+    }
+    cr_assert_eq(bp_activation_name(BP_ACT_COUNT), NULL);
+    cr_assert_eq(bp_activation_init(BP_ACT_COUNT), BP_INIT_AUTO);
+}
+
 Test(engine, names_roundtrip)
 {
     for (int a = BP_ACT_LINEAR; a <= BP_ACT_SOFTMAX; a++) {

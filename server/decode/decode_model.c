@@ -1,8 +1,10 @@
 /*
  * decode_model.c - POST /v1/models bodies to the canonical model spec, and
- * a stored spec back to core's bp_arch.  Owns the model rules as the API
- * words them: limits (checked on counts before anything proportional is
- * allocated), softmax placement, loss/output agreement, the default init.
+ * a stored spec back to core's bp_arch.  Owns the limits that come from
+ * the configuration (checked on counts before anything proportional is
+ * allocated), the default init, and the API's wording of core's
+ * architecture rules (core/arch.c: softmax placement, dropout, loss/output
+ * agreement), which it asks field by field as it decodes.
  */
 #include "decode/decode.h"
 #include "decode/decode_internal.h"
@@ -14,23 +16,35 @@
 static const char *const model_keys[] = {"name", "inputs", "layers", "loss", "init", "seed"};
 static const char *const layer_keys[] = {"units", "activation", "dropout"};
 
-#define ACT_LIST "relu, leaky_relu, tanh, sigmoid, softmax, linear"
 #define LOSS_LIST "cross_entropy, binary_cross_entropy, mse"
 #define INIT_LIST "he, xavier"
 
-static int relu_family(bp_activation a)
+/* The activation names in the API's order, "relu, leaky_relu, ...", for
+ * messages: core's table decides both the names and the order. */
+static void act_list(char *buf, size_t size)
 {
-    return a == BP_ACT_RELU || a == BP_ACT_LEAKY_RELU;
+    size_t len = 0;
+    bp_activation a;
+    buf[0] = '\0';
+    for (unsigned i = 0; bp_activation_listed(i, &a) == 0 && len < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? ", " : "",
+                                bp_activation_name(a));
 }
 
-/* He when every hidden layer is of the relu family (or, with no hidden
- * layer, the output is), Xavier otherwise: the variance each assumes. */
+static int he_family(bp_activation a)
+{
+    return bp_activation_init(a) == BP_INIT_HE;
+}
+
+/* He when every hidden layer is of an activation core draws with He (the
+ * relu family), or, with no hidden layer, the output is; Xavier otherwise:
+ * the variance each assumes. */
 static bp_init default_init(const bp_layer_spec *L, uint32_t n)
 {
     if (n == 1)
-        return relu_family(L[0].activation) ? BP_INIT_HE : BP_INIT_XAVIER;
+        return he_family(L[0].activation) ? BP_INIT_HE : BP_INIT_XAVIER;
     for (uint32_t i = 0; i + 1 < n; i++)
-        if (!relu_family(L[i].activation))
+        if (!he_family(L[i].activation))
             return BP_INIT_XAVIER;
     return BP_INIT_HE;
 }
@@ -87,36 +101,54 @@ static int parse_init(const char *s, int *out)
     return 0;
 }
 
-/* Loss and output activation agree (the message says why not). */
-static int check_loss(bp_loss loss, const bp_layer_spec *out, uint32_t last, srv_err *e)
+/* A fault core's rules found in layer i (or, for the loss rules, the
+ * output layer) of arch, as decoded so far, in the API's words and with
+ * the field path the rule is about.  layers: the body's array, for the
+ * value a message quotes. */
+static int arch_fault(const bp_arch *arch, uint32_t i, bp_arch_code code, const json_t *layers,
+                      srv_err *e)
 {
-    const char *act = bp_activation_name(out->activation);
-    switch (loss) {
-    case BP_LOSS_CROSS_ENTROPY:
-        if (out->activation != BP_ACT_SOFTMAX)
-            return err_set(e, ERR_INVALID_ARGUMENT,
-                           "loss: cross_entropy needs a softmax output layer, but layers[%u] is %s",
-                           last, act);
-        if (out->units < 2)
-            return err_set(e, ERR_INVALID_ARGUMENT,
-                           "loss: cross_entropy needs a softmax output of at least 2 units, but "
-                           "layers[%u] has %u",
-                           last, out->units);
+    const bp_layer_spec *L = &arch->layers[i];
+    const char *act = bp_activation_name(L->activation);
+    char got[96], why[256];
+    switch (code) {
+    case BP_ARCH_OK:
         return 0;
-    case BP_LOSS_BINARY_CROSS_ENTROPY:
-        if (out->activation != BP_ACT_SIGMOID)
-            return err_set(e, ERR_INVALID_ARGUMENT,
-                           "loss: binary_cross_entropy needs a sigmoid output layer, but "
-                           "layers[%u] is %s",
-                           last, act);
-        return 0;
-    case BP_LOSS_MSE:
-        if (out->activation == BP_ACT_SOFTMAX)
-            return err_set(e, ERR_INVALID_ARGUMENT,
-                           "loss: a softmax output layer needs loss cross_entropy, got mse");
-        return 0;
+    case BP_ARCH_OUTPUT_ONLY:
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "layers[%u].activation: %s is only allowed on the output layer (layers[%u])",
+                       i, act, arch->n_layers - 1);
+    case BP_ARCH_DROPOUT:
+        dq_describe(json_object_get(json_array_get(layers, i), "dropout"), got, sizeof got);
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "layers[%u].dropout: expected a number with 0 <= p < 1, got %s", i, got);
+    case BP_ARCH_DROPOUT_OUTPUT:
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "layers[%u].dropout: dropout is only allowed on hidden layers, not on the "
+                       "output layer",
+                       i);
+    case BP_ARCH_CE_SOFTMAX:
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "loss: cross_entropy needs a softmax output layer, but layers[%u] is %s", i,
+                       act);
+    case BP_ARCH_CE_UNITS:
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "loss: cross_entropy needs a softmax output of at least 2 units, but "
+                       "layers[%u] has %u",
+                       i, L->units);
+    case BP_ARCH_BCE_SIGMOID:
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "loss: binary_cross_entropy needs a sigmoid output layer, but "
+                       "layers[%u] is %s",
+                       i, act);
+    case BP_ARCH_SOFTMAX_LOSS:
+        return err_set(e, ERR_INVALID_ARGUMENT, "loss: a softmax output layer needs loss "
+                                                "cross_entropy, got %s",
+                       bp_loss_name(arch->loss));
+    default: /* rules the decoding above already enforces: core's words */
+        bp_arch_error_str(arch, (bp_arch_error){code, i}, why, sizeof why);
+        return err_set(e, ERR_INVALID_ARGUMENT, "%s", why);
     }
-    return err_set(e, ERR_INVALID_ARGUMENT, "loss: unknown loss");
 }
 
 static int set_new(json_t *o, const char *k, json_t *v)
@@ -158,11 +190,56 @@ fail:
     return NULL;
 }
 
+/* layers[i] into *L (== &arch->layers[i]) and its dropout, as decoded,
+ * into *p; each field is checked as it is read: its JSON, the server's
+ * limits, then core's rules. */
+static int decode_layer(const json_t *layers, uint32_t i, const bp_arch *arch, bp_layer_spec *L,
+                        uint32_t max_units, const char *acts, double *p, srv_err *e)
+{
+    const json_t *l = json_array_get(layers, i), *v;
+    char path[DQ_PATH], fpath[DQ_PATH], got[96];
+    dq_pathf(path, sizeof path, "layers[%u]", i);
+    if (!json_is_object(l)) {
+        dq_describe(l, got, sizeof got);
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "%s: expected an object like {\"units\":16,\"activation\":\"relu\"}, got %s",
+                       path, got);
+    }
+    if (dq_check_keys(l, path, layer_keys, sizeof layer_keys / sizeof *layer_keys, e))
+        return -1;
+
+    long long units;
+    dq_pathf(fpath, sizeof fpath, "%s.units", path);
+    v = json_object_get(l, "units");
+    if (!v || json_is_null(v))
+        return err_set(e, ERR_INVALID_ARGUMENT, "%s: missing; expected an integer between 1 and %u",
+                       fpath, max_units);
+    if (dq_int(v, fpath, 1, max_units, &units, e))
+        return -1;
+    L->units = (uint32_t)units;
+
+    int act, present;
+    dq_pathf(fpath, sizeof fpath, "%s.activation", path);
+    if (enum_field(l, "activation", fpath, "activation", acts, parse_act, 1, &act, &present, e))
+        return -1;
+    L->activation = (bp_activation)act;
+    if (arch_fault(arch, i, bp_arch_check_activation(L->activation, i, arch->n_layers), layers, e))
+        return -1;
+
+    dq_pathf(fpath, sizeof fpath, "%s.dropout", path);
+    if (dq_opt_number(l, "dropout", fpath, 0.0, p, e))
+        return -1;
+    if (arch_fault(arch, i, bp_arch_check_dropout(*p, i, arch->n_layers), layers, e))
+        return -1;
+    L->dropout = (float)*p;
+    return 0;
+}
+
 int decode_model(const json_t *body, const srv_limits *lim, json_t **spec_out, srv_err *e)
 {
     bp_layer_spec *L = NULL;
     double *dropout = NULL;
-    char path[DQ_PATH], got[96];
+    char got[96];
     int rc = -1;
 
     *spec_out = NULL;
@@ -215,70 +292,21 @@ int decode_model(const json_t *body, const srv_limits *lim, json_t **spec_out, s
         err_set(e, ERR_INTERNAL, "out of memory");
         goto out;
     }
+    /* Filled in layer by layer: core's rules are asked about each field as
+     * it is decoded, so the first fault of the body is the one reported. */
+    bp_arch arch = {.inputs = (uint32_t)inputs,
+                    .n_layers = (uint32_t)n,
+                    .layers = L,
+                    .loss = (bp_loss)loss_i,
+                    .seed = (uint64_t)seed};
     const uint32_t max_units = lim->max_units < BP_MAX_UNITS ? lim->max_units : BP_MAX_UNITS;
-    uint64_t params = 0, fan_in = (uint64_t)inputs;
-    for (size_t i = 0; i < n; i++) {
-        const json_t *l = json_array_get(layers, i);
-        dq_pathf(path, sizeof path, "layers[%zu]", i);
-        if (!json_is_object(l)) {
-            dq_describe(l, got, sizeof got);
-            err_set(e, ERR_INVALID_ARGUMENT,
-                    "%s: expected an object like {\"units\":16,\"activation\":\"relu\"}, got %s",
-                    path, got);
+    char acts[128];
+    act_list(acts, sizeof acts);
+    for (uint32_t i = 0; i < n; i++)
+        if (decode_layer(layers, i, &arch, &L[i], max_units, acts, &dropout[i], e))
             goto out;
-        }
-        if (dq_check_keys(l, path, layer_keys, sizeof layer_keys / sizeof *layer_keys, e))
-            goto out;
-
-        char fpath[DQ_PATH];
-        long long units;
-        dq_pathf(fpath, sizeof fpath, "%s.units", path);
-        v = json_object_get(l, "units");
-        if (!v || json_is_null(v)) {
-            err_set(e, ERR_INVALID_ARGUMENT, "%s: missing; expected an integer between 1 and %u",
-                    fpath, max_units);
-            goto out;
-        }
-        if (dq_int(v, fpath, 1, max_units, &units, e))
-            goto out;
-        L[i].units = (uint32_t)units;
-
-        int act;
-        dq_pathf(fpath, sizeof fpath, "%s.activation", path);
-        if (enum_field(l, "activation", fpath, "activation", ACT_LIST, parse_act, 1, &act,
-                       &present, e))
-            goto out;
-        L[i].activation = (bp_activation)act;
-        if (L[i].activation == BP_ACT_SOFTMAX && i + 1 < n) {
-            err_set(e, ERR_INVALID_ARGUMENT,
-                    "%s: softmax is only allowed on the output layer (layers[%zu])", fpath, n - 1);
-            goto out;
-        }
-
-        dq_pathf(fpath, sizeof fpath, "%s.dropout", path);
-        if (dq_opt_number(l, "dropout", fpath, 0.0, &dropout[i], e))
-            goto out;
-        /* The float must stay below 1 too: 0.9999999999 rounds to 1.0f. */
-        if (!(dropout[i] >= 0.0 && dropout[i] < 1.0 && (float)dropout[i] < 1.0f)) {
-            dq_describe(json_object_get(l, "dropout"), got, sizeof got);
-            err_set(e, ERR_INVALID_ARGUMENT, "%s: expected a number with 0 <= p < 1, got %s",
-                    fpath, got);
-            goto out;
-        }
-        if (dropout[i] != 0.0 && i + 1 == n) {
-            err_set(e, ERR_INVALID_ARGUMENT,
-                    "%s: dropout is only allowed on hidden layers, not on the output layer",
-                    fpath);
-            goto out;
-        }
-        L[i].dropout = (float)dropout[i];
-
-        /* Both factors are below 2^32, so the product fits; the sum
-         * saturates instead of wrapping. */
-        uint64_t add = fan_in * L[i].units + L[i].units;
-        params = params > UINT64_MAX - add ? UINT64_MAX : params + add;
-        fan_in = L[i].units;
-    }
+    /* No overflow: inputs < 2^32, units <= 2^24, at most 2^10 layers. */
+    const uint64_t params = bp_arch_param_count(&arch);
     const uint64_t max_params = lim->max_params < BP_MAX_PARAMS ? lim->max_params : BP_MAX_PARAMS;
     if (params > max_params) {
         err_set(e, ERR_INVALID_ARGUMENT,
@@ -286,16 +314,12 @@ int decode_model(const json_t *body, const srv_limits *lim, json_t **spec_out, s
                 (unsigned long long)params, (unsigned long long)max_params);
         goto out;
     }
-    if (check_loss((bp_loss)loss_i, &L[n - 1], (uint32_t)(n - 1), e))
+    if (arch_fault(&arch, arch.n_layers - 1, bp_arch_check_output(arch.loss, &L[n - 1]), layers,
+                   e))
         goto out;
 
     bp_init init = init_given ? (bp_init)init_i : default_init(L, (uint32_t)n);
-    bp_arch arch = {.inputs = (uint32_t)inputs,
-                    .n_layers = (uint32_t)n,
-                    .layers = L,
-                    .loss = (bp_loss)loss_i,
-                    .init = init,
-                    .seed = (uint64_t)seed};
+    arch.init = init;
     /* Everything above already implies this; core's own rules are the
      * last word should they ever be stricter. */
     char why[256];
