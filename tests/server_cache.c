@@ -17,6 +17,7 @@
 #include "jobs/cache.h"
 #include "json/jsonx.h"
 #include "decode/decode.h"
+#include "store/canon.h"
 #include "srv_limits.h"
 #include "store/store.h"
 
@@ -84,7 +85,7 @@ static uint32_t version_add_w(const char *name, float w0, float bias)
     bp_arch arch;
     bp_layer_spec *layers = NULL;
     bp_model *m = NULL;
-    cr_assert_eq(spec_to_arch(c.spec, &arch, &layers, &e), 0, "%s", e.msg);
+    cr_assert_eq(canon_model_arch(c.spec, &arch, &layers, &e), 0, "%s", e.msg);
     cr_assert_eq(bp_model_create(&arch, &m, NULL, 0), BP_OK);
     bp_real *p = bp_model_params_mut(m);
     p[0] = w0; /* W */

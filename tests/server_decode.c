@@ -285,7 +285,7 @@ Test(decode_model, spec_round_trips_to_arch)
     json_t *stored = dec_parse(text);
     bp_arch arch;
     bp_layer_spec *layers = NULL;
-    cr_assert_eq(spec_to_arch(stored, &arch, &layers, &e), 0, "%s", e.msg);
+    cr_assert_eq(canon_model_arch(stored, &arch, &layers, &e), 0, "%s", e.msg);
     cr_expect_eq(arch.inputs, 4);
     cr_expect_eq(arch.n_layers, 2);
     cr_expect_eq(arch.layers, layers);
@@ -315,7 +315,7 @@ Test(decode_model, spec_round_trips_to_arch)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         json_t *s = dec_parse(bad[i]);
         layers = (bp_layer_spec *)1;
-        cr_expect_eq(spec_to_arch(s, &arch, &layers, &e), -1, "accepted %s", bad[i]);
+        cr_expect_eq(canon_model_arch(s, &arch, &layers, &e), -1, "accepted %s", bad[i]);
         cr_expect_null(layers);
         cr_expect_eq(e.code, ERR_INTERNAL);
         json_decref(s);

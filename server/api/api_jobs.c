@@ -177,7 +177,7 @@ void api_jobs_create(app *a, const http_req *rq, http_res *rs)
     store_pool_put(a->pool, s);
     s = NULL;
 
-    if (spec_to_arch(model, &arch, &layers, &e) != 0)
+    if (canon_model_arch(model, &arch, &layers, &e) != 0)
         goto fail;
     if (fit_check(&shape, &arch, &e) != 0 || jobs_check_config(params, shape.rows, &e) != 0)
         goto fail;

@@ -28,10 +28,6 @@ struct jsonstream_result;
  * loss/output agreement rules (400 with the reason). */
 int decode_model(const json_t *body, const srv_limits *lim, json_t **spec_out, srv_err *e);
 
-/* A canonical spec (as stored) -> arch; *layers_out is malloc()'d and
- * owned by the caller, arch->layers points into it. */
-int spec_to_arch(const json_t *spec, bp_arch *arch, bp_layer_spec **layers_out, srv_err *e);
-
 /* POST /v1/datasets JSON body: {"name", "inputs", "targets"|"labels"}. */
 int decode_dataset(const json_t *body, const srv_limits *lim, char name[NAME_MAX_LEN + 1],
                    ds_data **out, srv_err *e);

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "decode/decode.h"
+#include "name.h"
 
 #define CACHE_SHARDS 64u
 

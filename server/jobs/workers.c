@@ -44,7 +44,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "decode/decode.h"
 #include "store/canon.h"
 #include "decode/fit.h"
 #include "log.h"
@@ -326,7 +325,7 @@ static void job_run(workers_slot *slot, store_claim *c)
         goto out;
     }
 
-    if (spec_to_arch(c->spec, &arch, &layers, &e) != 0 ||
+    if (canon_model_arch(c->spec, &arch, &layers, &e) != 0 ||
         canon_job_config(c->params, &cfg, &warm, &e) != 0 ||
         fit_targets(d, &arch, &Y, &e) != 0) {
         job_end(w, id, JOB_FAILED, e.msg);

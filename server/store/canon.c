@@ -1,6 +1,7 @@
 /*
  * canon.c - the canonical forms the store keeps, read back into core's
- * types: a job's params (written by decode_job at the edge) as the
+ * types: a model's spec (written by decode_model at the edge) as core's
+ * architecture, and a job's params (written by decode_job) as the
  * training configuration.  The worker reads a claimed job through these,
  * never through the request decoders, so a job's configuration is parsed
  * from the request once and travels as its canonical form after that.
@@ -8,6 +9,7 @@
 #include "store/canon.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int num_at(const json_t *o, const char *k, double *out)
@@ -107,5 +109,65 @@ int canon_job_config(const json_t *params, bp_train_config *cfg, int *warm_start
     *cfg = c;
     if (warm_start)
         *warm_start = json_is_true(warm);
+    return 0;
+}
+
+/* A stored spec is trusted to have passed decode_model, but it is read
+ * defensively all the same: a malformed one is a server fault (500). */
+int canon_model_arch(const json_t *spec, bp_arch *arch, bp_layer_spec **layers_out, srv_err *e)
+{
+    *layers_out = NULL;
+    const json_t *layers = json_object_get(spec, "layers");
+    const json_t *inputs = json_object_get(spec, "inputs");
+    const json_t *seed = json_object_get(spec, "seed");
+    bp_loss loss;
+    bp_init init = BP_INIT_AUTO;
+    const char *loss_s = json_string_value(json_object_get(spec, "loss"));
+    const char *init_s = json_string_value(json_object_get(spec, "init"));
+
+    if (!json_is_object(spec) || !json_is_integer(inputs) || json_integer_value(inputs) < 1 ||
+        json_integer_value(inputs) > BP_MAX_UNITS || !json_is_array(layers) ||
+        json_array_size(layers) < 1 || json_array_size(layers) > BP_MAX_LAYERS ||
+        !loss_s || bp_loss_parse(loss_s, &loss) < 0 || (init_s && bp_init_parse(init_s, &init) < 0) ||
+        (seed && !json_is_null(seed) && (!json_is_integer(seed) || json_integer_value(seed) < 0)))
+        return err_set(e, ERR_INTERNAL, "stored model spec is malformed");
+
+    size_t n = json_array_size(layers);
+    bp_layer_spec *L = calloc(n, sizeof *L);
+    if (!L)
+        return err_set(e, ERR_INTERNAL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const json_t *l = json_array_get(layers, i);
+        const json_t *u = json_object_get(l, "units"), *d = json_object_get(l, "dropout");
+        const char *act = json_string_value(json_object_get(l, "activation"));
+        bp_activation a;
+        if (!json_is_integer(u) || json_integer_value(u) < 1 ||
+            json_integer_value(u) > BP_MAX_UNITS || !act || bp_activation_parse(act, &a) < 0 ||
+            (d && !json_is_null(d) && !json_is_number(d))) {
+            free(L);
+            return err_set(e, ERR_INTERNAL, "stored model spec is malformed at layers[%zu]", i);
+        }
+        double p = d && json_is_number(d) ? json_number_value(d) : 0.0;
+        if (!(p >= 0.0 && p < 1.0)) {
+            free(L);
+            return err_set(e, ERR_INTERNAL, "stored model spec is malformed at layers[%zu]", i);
+        }
+        L[i].units = (uint32_t)json_integer_value(u);
+        L[i].activation = a;
+        L[i].dropout = (float)p;
+    }
+    bp_arch a = {.inputs = (uint32_t)json_integer_value(inputs),
+                 .n_layers = (uint32_t)n,
+                 .layers = L,
+                 .loss = loss,
+                 .init = init,
+                 .seed = seed && json_is_integer(seed) ? (uint64_t)json_integer_value(seed) : 0};
+    char why[256];
+    if (bp_arch_check(&a, why, sizeof why) != BP_OK) {
+        free(L);
+        return err_set(e, ERR_INTERNAL, "stored model spec is invalid: %s", why);
+    }
+    *arch = a;
+    *layers_out = L;
     return 0;
 }

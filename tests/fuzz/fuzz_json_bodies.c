@@ -10,7 +10,7 @@
  * relies on, and aborts (a finding) when a decoder breaks it:
  *   - a failure carries a 4xx code and a message err_to_json can encode
  *     (valid UTF-8: it becomes the JSON error body);
- *   - decode_model's canonical spec converts with spec_to_arch, passes
+ *   - decode_model's canonical spec converts with canon_model_arch, passes
  *     core's bp_arch_check, its "parameters" equals core's count, and it
  *     decodes again (without "parameters") to the same spec; small
  *     architectures are also created with bp_model_create and predicted;
@@ -196,8 +196,8 @@ static void exercise_model_spec(const json_t *spec)
     srv_err e = {0};
     char err[256];
 
-    if (spec_to_arch(spec, &arch, &layers, &e) != 0) {
-        fuzz_fail("spec_to_arch rejects decode_model's own spec", e.msg);
+    if (canon_model_arch(spec, &arch, &layers, &e) != 0) {
+        fuzz_fail("canon_model_arch rejects decode_model's own spec", e.msg);
         return;
     }
     if (bp_arch_check(&arch, err, sizeof err) != BP_OK)
