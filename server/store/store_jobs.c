@@ -30,8 +30,13 @@ static store_sql sql_version_next = {.sql =
     "WHERE model_id = ?1"};
 static store_sql sql_version_insert = {.sql =
     "INSERT INTO model_versions(model_id, version, job, class_names, "
-    "train_loss, val_loss, val_accuracy, created_at, blob) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, " NOW ", ?8)"};
+    "train_loss, val_loss, val_accuracy, created_at, blob, dataset, parent_version) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, " NOW ", ?8, ?9, ?10)"};
+/* A warm start must not drop a version another job is about to store: the
+ * first queued or running job of the model, if any. */
+static store_sql sql_job_model_active = {.sql =
+    "SELECT id, status FROM jobs WHERE model = ?1 AND status IN ('queued', 'running') "
+    "ORDER BY seq LIMIT 1"};
 static store_sql sql_dataset_data = {.sql = "SELECT " DATA_COLS " FROM datasets WHERE name = ?1"};
 static store_sql sql_dataset_exists = {.sql = "SELECT 1 FROM datasets WHERE name = ?1"};
 static store_sql sql_job_insert = {.sql =
@@ -70,7 +75,8 @@ static store_sql sql_job_oldest_queued = {.sql =
 static store_sql sql_job_start = {.sql =
     "UPDATE jobs SET status = 'running', started_at = " NOW
     ", cancel_requested = 0 WHERE id = ?1 AND status = 'queued'"};
-static store_sql sql_job_source = {.sql = "SELECT model, dataset, status FROM jobs WHERE id = ?1"};
+static store_sql sql_job_source = {.sql =
+    "SELECT model, dataset, status, base_version FROM jobs WHERE id = ?1"};
 static store_sql sql_job_data_get = {.sql = "SELECT " DATA_COLS " FROM job_data WHERE job_id = ?1"};
 static store_sql sql_job_data_classes = {.sql =
     "SELECT class_names FROM job_data WHERE job_id = ?1"};
@@ -219,6 +225,28 @@ static int count_queued(struct store *s, long *n, srv_err *e)
     return r;
 }
 
+/* Inside the create transaction, so two warm starts submitted at once
+ * cannot both pass: ERR_CONFLICT while another job of the model is queued
+ * or running (it will store a version this one would not start from). */
+static int warm_start_clear(struct store *s, const char *model, srv_err *e)
+{
+    sqlite3_stmt *st = store_stmt(s, &sql_job_model_active, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), r = 0;
+    if (rc == SQLITE_ROW)
+        r = err_set(e, ERR_CONFLICT,
+                    "warm_start: job %s (%s) will store a newer version of model \"%s\" that "
+                    "this job would not start from; submit it once that job has finished",
+                    (const char *)sqlite3_column_text(st, 0),
+                    (const char *)sqlite3_column_text(st, 1), model);
+    else if (rc != SQLITE_DONE)
+        r = store_fail(s, rc, "checking the model's jobs", e);
+    store_done(st);
+    return r;
+}
+
 int store_job_create(store *s, const json_t *params, const ds_data *inline_data,
                      uint32_t max_queued, json_t **out, srv_err *e)
 {
@@ -244,6 +272,8 @@ int store_job_create(store *s, const json_t *params, const ds_data *inline_data,
     if (must_exist(s, &sql_model_id, "model", model, e) < 0)
         goto fail;
     if (dataset && must_exist(s, &sql_dataset_exists, "dataset", dataset, e) < 0)
+        goto fail;
+    if (json_is_true(json_object_get(params, "warm_start")) && warm_start_clear(s, model, e) < 0)
         goto fail;
     /* Counted inside the write transaction, so concurrent creates cannot
      * overshoot the limit.  0 means no limit. */
@@ -744,6 +774,7 @@ int store_job_succeed(store *s, const char *id, const char *model, const void *b
         return err_set(e, ERR_INTERNAL, "store: empty model blob");
     char job_model[128], dataset[128];
     job_status status = JOB_FAILED;
+    sqlite3_int64 parent = 0;
     int named = 0;
     char *classes = NULL;
     if (store_begin(s, e) < 0)
@@ -760,6 +791,7 @@ int store_job_succeed(store *s, const char *id, const char *model, const void *b
                  named ? (const char *)sqlite3_column_text(st, 1) : "");
         if (job_status_parse((const char *)sqlite3_column_text(st, 2), &status) < 0)
             status = JOB_FAILED; /* unknown: not running, refused below */
+        parent = sqlite3_column_int64(st, 3); /* 0 (NULL): a fresh start */
     }
     store_done(st);
     if (rc == SQLITE_DONE) {
@@ -810,6 +842,10 @@ int store_job_succeed(store *s, const char *id, const char *model, const void *b
     store_bind_real(st, 5, last ? last->train_loss : NAN);
     store_bind_real(st, 6, last ? last->val_loss : NAN);
     store_bind_real(st, 7, last ? last->val_accuracy : NAN);
+    if (named)
+        sqlite3_bind_text(st, 9, dataset, -1, SQLITE_STATIC);
+    if (parent > 0)
+        sqlite3_bind_int64(st, 10, parent);
     if (sqlite3_bind_blob64(st, 8, blob, len, SQLITE_STATIC) != SQLITE_OK) {
         store_done(st);
         err_set(e, ERR_PAYLOAD_TOO_LARGE, "model weights too large to store (%zu bytes)", len);

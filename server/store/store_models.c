@@ -35,8 +35,8 @@ static store_sql sql_model_active_job = {.sql =
     "SELECT id, status FROM jobs WHERE model = ?1 "
     "AND status IN ('queued', 'running') ORDER BY seq LIMIT 1"};
 static store_sql sql_version_list = {.sql =
-    "SELECT version, job, created_at, train_loss, val_loss, val_accuracy "
-    "FROM model_versions WHERE model_id = ?1 ORDER BY version"};
+    "SELECT version, job, created_at, train_loss, val_loss, val_accuracy, dataset, "
+    "parent_version FROM model_versions WHERE model_id = ?1 ORDER BY version"};
 static store_sql sql_version_blob = {.sql =
     "SELECT version, blob FROM model_versions "
     "WHERE model_id = ?1 AND version = ?2"};
@@ -262,6 +262,11 @@ int store_model_versions(store *s, const char *name, json_t **out, srv_err *e)
         store_put(m, "val_accuracy", store_col_real(st, 5), &bad);
         store_put(v, "version", json_integer(sqlite3_column_int64(st, 0)), &bad);
         store_put(v, "job", store_col_text(st, 1), &bad);
+        store_put(v, "dataset", store_col_text(st, 6), &bad);
+        store_put(v, "parent_version", sqlite3_column_type(st, 7) == SQLITE_NULL
+                                           ? json_null()
+                                           : json_integer(sqlite3_column_int64(st, 7)),
+                  &bad);
         store_put(v, "created_at", store_col_text(st, 2), &bad);
         store_put(v, "metrics", m, &bad);
         if (json_array_append_new(a, v) < 0)
