@@ -278,6 +278,16 @@ void api_job_cancel(app *a, const http_req *rq, http_res *rs)
     }
     store *s = store_pool_get(a->pool);
     int rc = store_job_cancel(s, rq->arg, &was_running, &job, &e);
+    /* A database that cannot be written (disk full) must not keep a
+     * runaway job going: a job running here stops on its in-memory flag
+     * now, and its worker records "cancelled" once writes work again. */
+    if (rc != 0 && e.code == ERR_UNAVAILABLE && workers_cancel(a->workers, rq->arg)) {
+        srv_err read_err = {0};
+        rc = store_job_get(s, rq->arg, &job, &read_err);
+        if (rc != 0)
+            job = json_pack("{s:s,s:s}", "id", rq->arg, "status", "running");
+        rc = job ? 0 : err_set(&e, ERR_INTERNAL, "out of memory");
+    }
     store_pool_put(a->pool, s);
     if (rc != 0) {
         http_res_error(rs, &e);

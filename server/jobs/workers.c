@@ -55,6 +55,16 @@ static_assert(sizeof(bp_real) == sizeof(float),
  * what the last one took (a big model's state is big). */
 #define CK_INTERVAL 2.0
 #define CK_COST_FACTOR 10.0
+/* While the database cannot be written (disk full, read-only), a job keeps
+ * its epochs' metrics rows in memory, up to this many (the oldest go past
+ * it), and writes them when writes work again. */
+#define EPOCH_BACKLOG 4096
+/* A final write (the version, the end status) that the database refused
+ * is tried again, from RETRY_FIRST seconds apart up to RETRY_MAX. */
+#define RETRY_FIRST 0.05
+#define RETRY_MAX 5.0
+/* The same failure is logged once, then at most once per WARN_EVERY s. */
+#define WARN_EVERY 60.0
 
 typedef struct workers_slot {
     struct workers *w;
@@ -78,18 +88,114 @@ struct workers {
     workers_slot *slots;
 };
 
+static double mono_now(void);
+
+/* ---- writes that must land -------------------------------------------- */
+
+/* One failure that repeats (every epoch, every retry): logged when it
+ * starts, then at most once per WARN_EVERY seconds with a count, and once
+ * more when it ends, so a full disk gets a few lines, not one per epoch. */
+typedef struct {
+    unsigned long fails;     /* since the last success */
+    unsigned long unlogged;  /* of those, not yet in a log line */
+    double logged_at;
+} warn_limit;
+
+static void warn_failure(warn_limit *wl, const char *id, const char *what, const char *why)
+{
+    double now = mono_now();
+    wl->fails++;
+    if (wl->fails == 1 || now - wl->logged_at >= WARN_EVERY) {
+        if (wl->fails == 1)
+            log_msg(LOG_WARN, "job %s: could not %s: %s", id, what, why);
+        else
+            log_msg(LOG_WARN, "job %s: could not %s: %s (%lu more times since the last warning)",
+                    id, what, why, wl->unlogged);
+        wl->unlogged = 0;
+        wl->logged_at = now;
+    } else {
+        wl->unlogged++;
+    }
+}
+
+static void warn_recovered(warn_limit *wl, const char *id, const char *what)
+{
+    if (wl->fails > 0)
+        log_msg(LOG_INFO, "job %s: could %s again after %lu failed attempts", id, what, wl->fails);
+    wl->fails = wl->unlogged = 0;
+}
+
+/* Sleeps up to secs, or less when the workers are told to stop. */
+static void workers_nap(workers *w, double secs)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)secs;
+    until.tv_nsec += (long)((secs - (double)(time_t)secs) * 1e9);
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->mu);
+    if (!atomic_load(&w->stop))
+        pthread_cond_timedwait(&w->cv, &w->mu, &until);
+    pthread_mutex_unlock(&w->mu);
+}
+
+typedef int (*final_write_fn)(store *s, void *arg, srv_err *e);
+
+/* Runs a job's final write until it lands.  A write the database refuses
+ * for now (ERR_UNAVAILABLE: disk full, read-only file, busy) is tried
+ * again with backoff, the result kept in memory meanwhile, so a job ends
+ * by itself once the fault is gone.  Any other error is returned at once;
+ * so is ERR_UNAVAILABLE when the daemon stops first: the job then stays
+ * running in the database and resumes from its checkpoint on the next
+ * start. */
+static int job_write_final(workers *w, const char *id, const char *what, final_write_fn fn,
+                           void *arg, srv_err *e)
+{
+    warn_limit wl = {0};
+    double wait = RETRY_FIRST;
+    for (;;) {
+        store *s = store_pool_get(w->pool);
+        int rc = s ? fn(s, arg, e) : err_set(e, ERR_UNAVAILABLE, "no database connection");
+        store_pool_put(w->pool, s);
+        if (rc == 0) {
+            warn_recovered(&wl, id, what);
+            return 0;
+        }
+        if (e->code != ERR_UNAVAILABLE || atomic_load(&w->stop))
+            return -1;
+        warn_failure(&wl, id, what, e->msg);
+        workers_nap(w, wait);
+        wait = wait * 2 > RETRY_MAX ? RETRY_MAX : wait * 2;
+    }
+}
+
 /* ---- one job ------------------------------------------------------------- */
 
-/* Ends a job as failed or cancelled, logging when even that cannot be
- * written (it then stays running in the database and is taken up again
- * after the next restart). */
+typedef struct {
+    const char *id;
+    job_status status;
+    const char *error;
+} job_end_args;
+
+static int job_end_write(store *s, void *arg, srv_err *e)
+{
+    job_end_args *a = arg;
+    return store_job_end(s, a->id, a->status, a->error, e);
+}
+
+/* Ends a job as failed or cancelled (retried until the database takes it,
+ * job_write_final), logging when even that cannot be written (it then
+ * stays running in the database and is taken up again after the next
+ * restart). */
 static void job_end(workers *w, const char *id, job_status js, const char *error)
 {
     const char *status = job_status_name(js);
     srv_err e = {0};
-    store *s = store_pool_get(w->pool);
-    int rc = store_job_end(s, id, js, error, &e);
-    store_pool_put(w->pool, s);
+    job_end_args args = {id, js, error};
+    int rc = job_write_final(w, id, "record the job's end", job_end_write, &args, &e);
     if (rc != 0)
         log_msg(LOG_ERROR, "job %s: could not record status %s: %s", id, status, e.msg);
     if (error)
@@ -239,12 +345,55 @@ static uint32_t job_resume(workers *w, const char *id, bp_trainer *t, job_track 
     return epoch;
 }
 
+/* Epoch rows the database would not take yet, oldest first (a ring). */
+typedef struct {
+    bp_epoch_metrics *rows; /* EPOCH_BACKLOG of them, allocated on the first miss */
+    unsigned head, n;
+    unsigned long lost;     /* pushed out by newer ones while the ring was full */
+    uint32_t epochs;
+    warn_limit wl;
+} epoch_backlog;
+
+static void backlog_push(epoch_backlog *b, const bp_epoch_metrics *em)
+{
+    if (!b->rows && !(b->rows = malloc(EPOCH_BACKLOG * sizeof *b->rows))) {
+        b->lost++;
+        return;
+    }
+    if (b->n == EPOCH_BACKLOG) {
+        b->head = (b->head + 1) % EPOCH_BACKLOG;
+        b->n--;
+        b->lost++;
+    }
+    b->rows[(b->head + b->n) % EPOCH_BACKLOG] = *em;
+    b->n++;
+}
+
+/* Writes what the backlog holds, in order; 0 when it is empty after. */
+static int backlog_flush(store *s, const char *id, epoch_backlog *b, srv_err *e)
+{
+    while (b->n > 0) {
+        if (store_job_epoch(s, id, &b->rows[b->head], b->epochs, e) != 0)
+            return -1;
+        b->head = (b->head + 1) % EPOCH_BACKLOG;
+        b->n--;
+    }
+    if (b->lost) {
+        log_msg(LOG_WARN, "job %s: %lu epoch metrics rows were lost while the database could "
+                          "not be written (more than %d waited)",
+                id, b->lost, EPOCH_BACKLOG);
+        b->lost = 0;
+    }
+    return 0;
+}
+
 /* Records one finished epoch, with a checkpoint when one is due (see
  * CK_INTERVAL); a checkpoint that cannot be made or stored still leaves
- * the epoch's row written. */
+ * the epoch's row written.  While rows cannot be written they wait in the
+ * backlog, and go first once writes work again. */
 static void job_record_epoch(workers *w, const char *id, bp_trainer *t, const job_track *k,
                              const bp_epoch_metrics *em, uint32_t epochs, double *ck_at,
-                             double *ck_cost)
+                             double *ck_cost, epoch_backlog *b)
 {
     srv_err e = {0};
     double now = mono_now();
@@ -259,6 +408,14 @@ static void job_record_epoch(workers *w, const char *id, bp_trainer *t, const jo
     }
     store *s = store_pool_get(w->pool);
     int rc = -1;
+    b->epochs = epochs;
+    if (backlog_flush(s, id, b, &e) != 0) {
+        backlog_push(b, em); /* behind the older ones, in order */
+        warn_failure(&b->wl, id, "record epochs", e.msg);
+        store_pool_put(w->pool, s);
+        free(state);
+        return;
+    }
     if (due) {
         rc = store_job_epoch_checkpoint(s, id, em, epochs, state, len, k->best_epoch, &e);
         if (rc != 0)
@@ -268,10 +425,32 @@ static void job_record_epoch(workers *w, const char *id, bp_trainer *t, const jo
         *ck_cost = end - now;
         *ck_at = end;
     }
-    if (rc != 0 && store_job_epoch(s, id, em, epochs, &e) != 0)
-        log_msg(LOG_WARN, "job %s: could not record epoch %u: %s", id, em->epoch, e.msg);
+    if (rc != 0 && store_job_epoch(s, id, em, epochs, &e) != 0) {
+        backlog_push(b, em);
+        warn_failure(&b->wl, id, "record epochs", e.msg);
+    } else {
+        warn_recovered(&b->wl, id, "record epochs");
+    }
     store_pool_put(w->pool, s);
     free(state);
+}
+
+typedef struct {
+    const char *id, *model;
+    const void *blob;
+    size_t len;
+    const bp_epoch_metrics *final;
+    uint32_t *version;
+    epoch_backlog *backlog;
+} job_succeed_args;
+
+/* The epochs still waiting, then the version and the succeeded status. */
+static int job_succeed_write(store *s, void *arg, srv_err *e)
+{
+    job_succeed_args *a = arg;
+    if (backlog_flush(s, a->id, a->backlog, e) != 0)
+        return -1;
+    return store_job_succeed(s, a->id, a->model, a->blob, a->len, a->final, a->version, e);
 }
 
 static void job_run(workers_slot *slot, store_claim *c)
@@ -396,6 +575,7 @@ static void job_run(workers_slot *slot, store_claim *c)
     /* The version keeps the metrics of the weights it stores: with early
      * stopping those of the best epoch, which the trainer restores. */
     job_track k = {.best_loss = NAN};
+    epoch_backlog backlog = {0};
     if (c->resumed)
         job_resume(w, id, t, &k);
     double ck_at = mono_now(), ck_cost = 0;
@@ -407,7 +587,7 @@ static void job_run(workers_slot *slot, store_claim *c)
             break;
         atomic_fetch_add_explicit(&w->samples, train_rows, memory_order_relaxed);
         job_track_epoch(&k, &em, cfg.min_delta);
-        job_record_epoch(w, id, t, &k, &em, cfg.epochs, &ck_at, &ck_cost);
+        job_record_epoch(w, id, t, &k, &em, cfg.epochs, &ck_at, &ck_cost, &backlog);
 
         s = store_pool_get(w->pool);
         int asked = store_job_cancel_requested(s, id) == 1;
@@ -456,9 +636,15 @@ static void job_run(workers_slot *slot, store_claim *c)
     }
     uint32_t version = 0;
     const bp_epoch_metrics *final = cfg.patience > 0 ? &k.best : &k.last;
-    s = store_pool_get(w->pool);
-    rc = store_job_succeed(s, id, c->model, blob, blob_len, final, &version, &e);
-    store_pool_put(w->pool, s);
+    job_succeed_args sa = {id, c->model, blob, blob_len, final, &version, &backlog};
+    rc = job_write_final(w, id, "store the trained version", job_succeed_write, &sa, &e);
+    if (rc != 0 && e.code == ERR_UNAVAILABLE) {
+        /* stopped while the database still refused: resumes on the next start */
+        log_msg(LOG_WARN, "job %s: not stored before shutdown (%s); it resumes from its "
+                          "checkpoint on the next start",
+                id, e.msg);
+        goto out;
+    }
     if (rc != 0) {
         snprintf(msg, sizeof msg, "could not store the trained version: %s", e.msg);
         job_end(w, id, JOB_FAILED, msg);
@@ -470,6 +656,7 @@ static void job_run(workers_slot *slot, store_claim *c)
             version, bp_trainer_epochs_run(t));
 
 out:
+    free(backlog.rows);
     pthread_mutex_lock(&w->mu);
     slot->job_id[0] = 0;
     pthread_mutex_unlock(&w->mu);
@@ -571,19 +758,22 @@ void workers_notify(workers *w)
     pthread_mutex_unlock(&w->mu);
 }
 
-void workers_cancel(workers *w, const char *job_id)
+int workers_cancel(workers *w, const char *job_id)
 {
+    int found = 0;
     if (!w || !job_id)
-        return;
+        return 0;
     pthread_mutex_lock(&w->mu);
     for (int i = 0; i < w->n; i++) {
         workers_slot *slot = &w->slots[i];
         if (slot->job_id[0] && strcmp(slot->job_id, job_id) == 0) {
             atomic_store(&slot->user_cancel, 1);
             atomic_store(&slot->cancel, 1);
+            found = 1;
         }
     }
     pthread_mutex_unlock(&w->mu);
+    return found;
 }
 
 void workers_stop(workers *w)

@@ -17,8 +17,9 @@ typedef struct workers workers;
 int workers_start(store_pool *pool, cache *c, int n, int cores, workers **out);
 /* A job was queued: wake a worker. */
 void workers_notify(workers *w);
-/* Raises the cancel flag of a running job (no-op if not running here). */
-void workers_cancel(workers *w, const char *job_id);
+/* Raises the cancel flag of a running job: it stops before its next batch
+ * and ends cancelled.  1 when the job runs here, 0 otherwise. */
+int workers_cancel(workers *w, const char *job_id);
 /* Stops at the next batch; running jobs are left as the restart rule says. */
 void workers_stop(workers *w);
 /* Training samples processed since start (for /metrics). */
