@@ -37,13 +37,23 @@ void api_healthz(app *a, const http_req *rq, http_res *rs)
 void api_readyz(app *a, const http_req *rq, http_res *rs)
 {
     (void)rq;
-    if (a && atomic_load(&a->ready)) {
-        http_res_json(rs, 200, json_pack("{s:s}", "status", "ready"));
+    srv_err e;
+    if (!a || !atomic_load(&a->ready)) {
+        err_set(&e, ERR_UNAVAILABLE, "not ready: the database is not open and migrated yet");
+        http_res_error(rs, &e);
         return;
     }
-    srv_err e;
-    err_set(&e, ERR_UNAVAILABLE, "not ready: the database is not open and migrated yet");
-    http_res_error(rs, &e);
+    /* Ready means able to take writes too: a full disk or a read-only
+     * file takes the replica out of a load balancer until it is fixed. */
+    store *s = store_pool_get(a->pool);
+    int rc = s ? store_writable(s, &e) : err_set(&e, ERR_UNAVAILABLE, "no database connection");
+    store_pool_put(a->pool, s);
+    if (rc != 0) {
+        err_prefix(&e, "not ready: the database cannot be written");
+        http_res_error(rs, &e);
+        return;
+    }
+    http_res_json(rs, 200, json_pack("{s:s}", "status", "ready"));
 }
 
 void api_metrics(app *a, const http_req *rq, http_res *rs)

@@ -8,6 +8,8 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -62,6 +64,12 @@ static int store_fs_read_only(struct store *s)
 int store_fail(struct store *s, int rc, const char *what, srv_err *e)
 {
     const char *detail = s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    /* A connection that met a read-only or failing file may keep what it
+     * learnt then (SQLite opens a file it cannot write read-only, and keeps
+     * it so): once the fault is undone, only a new connection writes. */
+    if (s && ((rc & 0xff) == SQLITE_READONLY || (rc & 0xff) == SQLITE_IOERR ||
+              (rc & 0xff) == SQLITE_CANTOPEN))
+        s->stale = 1;
     /* Which of the conditions an operator can fix it is, rather than
      * "i/o error". */
     if (((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CANTOPEN) && store_fs_read_only(s))
@@ -647,6 +655,33 @@ void store_close(store *s)
     free(s);
 }
 
+int store_writable(store *s, srv_err *e)
+{
+    const char *path = sqlite3_db_filename(s->db, "main");
+    char wal[4096];
+    struct statvfs vfs;
+    if (!path || !*path)
+        return 0; /* in memory */
+    if (statvfs(path, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+        return err_set(e, ERR_UNAVAILABLE, "the database's filesystem is mounted read-only");
+    if (statvfs(path, &vfs) == 0 && vfs.f_bavail == 0)
+        return err_set(e, ERR_UNAVAILABLE, "the disk holding the database is full");
+    /* Opening for writing, which writes nothing, is refused for a file made
+     * read-only or immutable (chattr +i) while the daemon runs. */
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    const char *const files[] = {path, wal};
+    for (int i = 0; i < 2; i++) {
+        int fd = open(files[i], O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            close(fd);
+        } else if (errno != ENOENT) {
+            return err_set(e, ERR_UNAVAILABLE, "the database file %s cannot be written: %s",
+                           files[i], strerror(errno));
+        }
+    }
+    return 0;
+}
+
 int store_schema_version(store *s)
 {
     return s->version;
@@ -755,6 +790,14 @@ void store_pool_put(store_pool *p, store *s)
     /* A caller that failed mid-transaction must not hand on its lock. */
     store_rollback(s);
     pthread_mutex_lock(&p->mu);
+    if (s->stale) {
+        /* closed; the next store_pool_get opens a fresh one */
+        p->opened--;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        store_close(s);
+        return;
+    }
     p->free[p->nfree++] = s;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);

@@ -38,6 +38,11 @@ typedef struct store store;
 int store_open(const char *path, store **out, srv_err *e);
 void store_close(store *s);
 
+/* 0 when the database can be written now (for /readyz); else
+ * ERR_UNAVAILABLE saying why: a read-only filesystem, a full disk, a file
+ * that cannot be opened for writing.  Writes nothing. */
+int store_writable(store *s, srv_err *e);
+
 /* Highest migration applied / known to this binary. */
 int store_schema_version(store *s);
 

@@ -49,6 +49,8 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *q[STORE_MAX_STMTS];
     int version;            /* schema version after migrating */
+    int stale;              /* a write failed on the file itself: the pool
+                               reopens the connection rather than reuse it */
 };
 
 /* SQL fragments the statements of several files share. */
