@@ -83,6 +83,9 @@ static const opt_def opts[] = {
      "largest batch_size", "65536"},
     {"max-predict-rows", "BACKPROPD_MAX_PREDICT_ROWS", OPT_U32, LIM(max_predict_rows), 0, 1,
      1u << 24, "most rows in one prediction request", "65536"},
+    {"max-predict-cells", "BACKPROPD_MAX_PREDICT_CELLS", OPT_U64, LIM(max_predict_cells), 0, 1,
+     (uint64_t)1 << 34, "most output values (rows x outputs) in one prediction answer",
+     "16777216"},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])

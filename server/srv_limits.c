@@ -15,5 +15,6 @@ void limits_default(srv_limits *l)
     l->max_epochs = 100000;
     l->max_batch = 65536;
     l->max_predict_rows = 65536;
+    l->max_predict_cells = (uint64_t)16 << 20;
     l->max_body = (size_t)64 << 20;
 }

@@ -19,6 +19,7 @@ typedef struct {
     uint32_t max_epochs;      /* default 100000 */
     uint32_t max_batch;       /* default 65536 */
     uint32_t max_predict_rows;/* default 65536 */
+    uint64_t max_predict_cells;/* default 16M outputs (rows x outputs) in one answer */
     size_t max_body;          /* bytes, default 64 MiB */
 } srv_limits;
 
