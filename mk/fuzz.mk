@@ -101,7 +101,7 @@ $(FUZZ_DIR)/fuzz_model_blob.dict:
 	@mkdir -p $(@D)
 	@for t in 'BPNN' '\x01\x00\x00\x00' '\x00\x00\x80\x7f' '\x00\x00\xc0\x7f' '\xff\xff\xff\xff' \
 	          '\x00\x00\x00\x01' '\x10\x00\x00\x00'; do printf '"%s"\n' "$$t"; done > $@
-$(FUZZ_DIR)/fuzz_router.dict: server/api/routes.c
+$(FUZZ_DIR)/fuzz_router.dict: server/http/router.c
 	@mkdir -p $(@D)
 	@{ grep -oh '"/[a-z0-9/{}._]*"' $^ | tr -d '"' | tr '/' '\n' | grep -v '^$$' | sort -u | \
 	     sed 's/.*/"\/&"/'; \

@@ -19,17 +19,16 @@
  *   then     the body, run once for each of the four body kinds
  */
 #include <jansson.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "fuzz_json_stream"
 #include "decode/dataset.h"
 #include "decode/decode.h"
-#include "errors.h"
+#include "fuzz_common.h"
 #include "json/jsonstream.h"
-#include "srv_limits.h"
 
 static srv_limits g_loose, g_tight, g_lim;
 
@@ -40,49 +39,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    limits_default(&g_loose);
-    g_loose.max_layers = 8;
-    g_loose.max_units = 512;
-    g_loose.max_params = 200000;
-    g_loose.max_features = 256;
-    g_loose.max_cells = 1u << 16;
-    g_loose.max_classes = 64;
-    g_loose.max_epochs = 1000;
-    g_loose.max_batch = 1024;
-    g_loose.max_predict_rows = 1024;
-    g_loose.max_body = 1u << 20;
-
-    g_tight = g_loose;
-    g_tight.max_layers = 3;
-    g_tight.max_units = 20;
-    g_tight.max_params = 150;
-    g_tight.max_features = 6;
-    g_tight.max_cells = 24;
-    g_tight.max_classes = 3;
-    g_tight.max_epochs = 5; /* below the defaults, which decode_job clamps */
-    g_tight.max_batch = 8;
-    g_tight.max_predict_rows = 5;
+    fuzz_limits(&g_loose, &g_tight);
     return 0;
-}
-
-static void fuzz_fail(const char *what, const char *detail)
-{
-    fprintf(stderr, "fuzz_json_stream: invariant broken: %s%s%s\n", what, detail ? ": " : "",
-            detail ? detail : "");
-    abort();
-}
-
-static void check_error(const char *who, const srv_err *e)
-{
-    int st = err_http_status(e->code);
-    if (e->code == ERR_NONE || st < 400 || st > 499)
-        fuzz_fail(who, "failure without a 4xx code");
-    if (!memchr(e->msg, '\0', sizeof e->msg) || e->msg[0] == '\0')
-        fuzz_fail(who, "empty or unterminated error message");
-    json_t *j = err_to_json(e);
-    if (!j)
-        fuzz_fail(who, "err_to_json failed (message not valid UTF-8?)");
-    json_decref(j);
 }
 
 /* ---- the two ways in ------------------------------------------------------ */
@@ -114,7 +72,7 @@ static int read_streamed(js_body kind, const uint8_t *body, size_t n, unsigned s
     int rc = jsonstream_finish(s, res, e);
     jsonstream_free(s);
     if (rc != 0) {
-        check_error("jsonstream_finish", e);
+        fuzz_check_error("jsonstream_finish", e);
         if (res->tree)
             fuzz_fail("jsonstream_finish", "failed but left a tree");
         return -1;
@@ -257,7 +215,7 @@ static void run_kind(js_body kind, const uint8_t *body, size_t n, unsigned seed)
         }
         }
         if (rs != 0)
-            check_error("decoder (streamed)", &ds);
+            fuzz_check_error("decoder (streamed)", &ds);
     } else if (rs != 0 && rw == 0) {
         /* The stream refused what jansson read: only a data limit or shape
          * it checks while reading may do that, and then the plain decoder
