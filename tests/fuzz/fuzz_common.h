@@ -1,8 +1,8 @@
 /*
  * fuzz_common.h - what the libFuzzer harnesses (tests/fuzz/fuzz_*.c) share:
  * the report of a broken invariant, the checks every refusal and every
- * accepted data set must pass, and the two sets of request limits the
- * decoder harnesses run under.
+ * accepted data set must pass, the comparison of two data sets, and the
+ * two sets of request limits the decoder harnesses run under.
  *
  * Static inline, so mk/fuzz.mk builds each harness from its one .c file as
  * before.  Define FUZZ_NAME (the harness, "fuzz_csv") before including it.
@@ -95,6 +95,28 @@ static inline void fuzz_check_data(const char *who, const ds_data *d, const srv_
                 fuzz_fail(who, "NULL or empty class name");
 }
 
+/* Two results of the same input (whole and chunked, streamed and plain)
+ * are the same data set, bit for bit; two NULLs are too. */
+static inline int fuzz_same_data(const ds_data *a, const ds_data *b)
+{
+    if (!a || !b)
+        return a == b;
+    if (a->rows != b->rows || a->features != b->features || a->target_width != b->target_width ||
+        a->n_classes != b->n_classes || !a->class_names != !b->class_names)
+        return 0;
+    if (memcmp(a->X, b->X, (size_t)a->rows * a->features * sizeof *a->X) != 0)
+        return 0;
+    if (a->target_width)
+        return memcmp(a->Y, b->Y, (size_t)a->rows * a->target_width * sizeof *a->Y) == 0;
+    if (memcmp(a->labels, b->labels, (size_t)a->rows * sizeof *a->labels) != 0)
+        return 0;
+    if (a->class_names)
+        for (uint32_t i = 0; i < a->n_classes; i++)
+            if (strcmp(a->class_names[i], b->class_names[i]) != 0)
+                return 0;
+    return 1;
+}
+
 /* The limits every decoder harness runs under.  loose: the defaults shrunk,
  * so nothing an input is allowed to ask for is large (libFuzzer's
  * -malloc_limit_mb then catches any allocation a limit should have
@@ -102,7 +124,7 @@ static inline void fuzz_check_data(const char *who, const ds_data *d, const srv_
  * limit (layers, units, parameters, columns, cells, classes, rows, epochs,
  * batch) is crossed by an input of a few hundred bytes; epochs and batch are
  * below the documented defaults (epochs 10, batch_size 32), which decode_job
- * clamps to the limits.  Each harness picks one per input. */
+ * clamps to the limits. */
 static inline void fuzz_limits(srv_limits *loose, srv_limits *tight)
 {
     limits_default(loose);
@@ -127,6 +149,19 @@ static inline void fuzz_limits(srv_limits *loose, srv_limits *tight)
     tight->max_epochs = 5;
     tight->max_batch = 8;
     tight->max_predict_rows = 5;
+}
+
+/* The set for one input: the tight one when `tight`, else the loose one
+ * (each harness picks by a bit of its input). */
+static inline const srv_limits *fuzz_limits_for(int tight)
+{
+    static srv_limits loose_set, tight_set;
+    static int ready;
+    if (!ready) {
+        fuzz_limits(&loose_set, &tight_set);
+        ready = 1;
+    }
+    return tight ? &tight_set : &loose_set;
 }
 
 #endif

@@ -32,18 +32,10 @@
 
 #define LABEL_MAX 80
 
-static srv_limits g_loose, g_tight, g_lim;
+/* The limits in force for the current input. */
+static srv_limits g_lim;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_limits(&g_loose, &g_tight);
-    return 0;
-}
 
 /* One run of the loader over csv[0..n) cut into chunks; seed 0 = whole. */
 static int load(const char *label, const uint8_t *csv, size_t n, unsigned seed, ds_data **out,
@@ -101,29 +93,12 @@ static int load(const char *label, const uint8_t *csv, size_t n, unsigned seed, 
     return rc;
 }
 
-static int same_data(const ds_data *a, const ds_data *b)
-{
-    if (a->rows != b->rows || a->features != b->features || a->target_width != b->target_width ||
-        a->n_classes != b->n_classes)
-        return 0;
-    if (memcmp(a->X, b->X, (size_t)a->rows * a->features * sizeof *a->X) != 0)
-        return 0;
-    if (a->target_width)
-        return memcmp(a->Y, b->Y, (size_t)a->rows * a->target_width * sizeof *a->Y) == 0;
-    if (memcmp(a->labels, b->labels, (size_t)a->rows * sizeof *a->labels) != 0)
-        return 0;
-    for (uint32_t i = 0; i < a->n_classes; i++)
-        if (strcmp(a->class_names[i], b->class_names[i]) != 0)
-            return 0;
-    return 1;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
     unsigned seed = data[0] | 0x100u; /* never 0: 0 means "one chunk" */
-    g_lim = (data[0] & 1) ? g_tight : g_loose;
+    g_lim = *fuzz_limits_for(data[0] & 1);
     data++;
     size--;
 
@@ -146,7 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = load(label, data, size, seed, &chunked, &ec);
     if (rw != rc)
         fuzz_fail("csvload: chunking changes the outcome", rw == 0 ? ec.msg : ew.msg);
-    if (rw == 0 && !same_data(whole, chunked))
+    if (rw == 0 && !fuzz_same_data(whole, chunked))
         fuzz_fail("csvload", "chunking changes the data set");
     if (rw != 0 && (ew.code != ec.code || strcmp(ew.msg, ec.msg) != 0)) {
         fprintf(stderr, "whole:   %s\nchunked: %s\n", ew.msg, ec.msg);

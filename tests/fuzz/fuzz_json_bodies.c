@@ -43,20 +43,10 @@
 /* Largest model the harness instantiates (weights + predict). */
 #define FUZZ_MAX_CREATE_PARAMS 20000u
 
-static srv_limits g_loose, g_tight;
-/* The set in force for the current input. */
+/* The limits in force for the current input. */
 static srv_limits g_lim;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_limits(&g_loose, &g_tight);
-    return 0;
-}
 
 /* Runs fit.c against a few output layers sized from the data itself, so the
  * accepting paths (one-hot, 0/1, dense) are reached, not only the 422s. */
@@ -201,7 +191,7 @@ static void exercise_job_params(const json_t *params, const ds_data *inline_d)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
-    g_lim = (size & 1) ? g_tight : g_loose;
+    g_lim = *fuzz_limits_for(size & 1);
     json_t *body = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
     if (!body)
         return 0;

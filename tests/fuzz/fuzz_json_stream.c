@@ -30,18 +30,10 @@
 #include "fuzz_common.h"
 #include "json/jsonstream.h"
 
-static srv_limits g_loose, g_tight, g_lim;
+/* The limits in force for the current input. */
+static srv_limits g_lim;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_limits(&g_loose, &g_tight);
-    return 0;
-}
 
 /* ---- the two ways in ------------------------------------------------------ */
 
@@ -109,26 +101,6 @@ static json_t *read_whole(const uint8_t *body, size_t n, srv_err *e)
 
 /* ---- comparing results ---------------------------------------------------- */
 
-static int same_data(const ds_data *a, const ds_data *b)
-{
-    if (!a || !b)
-        return a == b;
-    if (a->rows != b->rows || a->features != b->features || a->target_width != b->target_width ||
-        a->n_classes != b->n_classes || !a->class_names != !b->class_names)
-        return 0;
-    if (memcmp(a->X, b->X, (size_t)a->rows * a->features * sizeof *a->X) != 0)
-        return 0;
-    if (a->target_width)
-        return memcmp(a->Y, b->Y, (size_t)a->rows * a->target_width * sizeof *a->Y) == 0;
-    if (memcmp(a->labels, b->labels, (size_t)a->rows * sizeof *a->labels) != 0)
-        return 0;
-    if (a->class_names)
-        for (uint32_t i = 0; i < a->n_classes; i++)
-            if (strcmp(a->class_names[i], b->class_names[i]) != 0)
-                return 0;
-    return 1;
-}
-
 static void agree(const char *who, int rs, const srv_err *es, int rw, const srv_err *ew)
 {
     if (rs != rw) {
@@ -180,7 +152,7 @@ static void run_kind(js_body kind, const uint8_t *body, size_t n, unsigned seed)
             rs = decode_dataset_streamed(res.tree, &res, &g_lim, na, &a, &ds);
             rw = decode_dataset(whole, &g_lim, nb, &b, &dw);
             agree("decode_dataset", rs, &ds, rw, &dw);
-            if (rs == 0 && (strcmp(na, nb) != 0 || !same_data(a, b)))
+            if (rs == 0 && (strcmp(na, nb) != 0 || !fuzz_same_data(a, b)))
                 fuzz_fail("decode_dataset", "data sets differ");
             ds_data_free(a);
             ds_data_free(b);
@@ -192,7 +164,7 @@ static void run_kind(js_body kind, const uint8_t *body, size_t n, unsigned seed)
             rs = decode_job_streamed(res.tree, &res, &g_lim, &a, &da, &ds);
             rw = decode_job(whole, &g_lim, &b, &db, &dw);
             agree("decode_job", rs, &ds, rw, &dw);
-            if (rs == 0 && (!json_equal(a, b) || !same_data(da, db)))
+            if (rs == 0 && (!json_equal(a, b) || !fuzz_same_data(da, db)))
                 fuzz_fail("decode_job", "params or inline data differ");
             json_decref(a);
             json_decref(b);
@@ -264,7 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2) /* http.c answers an empty body itself */
         return 0;
     unsigned seed = data[0] | 0x100u;
-    g_lim = (data[0] & 1) ? g_tight : g_loose;
+    g_lim = *fuzz_limits_for(data[0] & 1);
     const js_body kinds[] = {JS_BODY_MODEL, JS_BODY_DATASET, JS_BODY_JOB, JS_BODY_PREDICT};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
         run_kind(kinds[k], data + 1, size - 1, seed);
