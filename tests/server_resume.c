@@ -81,9 +81,11 @@ static char *predict(const test_daemon *d, int version)
     return out;
 }
 
-/* The killed job: long enough (about 14 s of training, scaled like the
+/* The killed job: long enough (about 20 s of training, scaled like the
  * kill moments, whatever the machine's speed: its epoch count is sized
- * from version 1's fastest epoch) to be killed three times, warm-started
+ * from version 1's fastest epoch; three kills need 12 s at most, and 20
+ * leaves room for an epoch time measured up to twice too slow while
+ * another test had the CPU) to be killed three times, warm-started
  * from version 1 so the resumed warm start is covered too.  No early
  * stopping: every epoch 1..EPOCHS must appear. */
 static int EPOCHS = 500;
@@ -93,7 +95,7 @@ static void long_job_size(double seconds_per_epoch)
 {
     /* version 1 runs batch 32; the long job's batch 16 costs ~1.6x an epoch */
     double want =
-        test_seconds(14.0) / (1.6 * (seconds_per_epoch > 1e-6 ? seconds_per_epoch : 1e-6));
+        test_seconds(20.0) / (1.6 * (seconds_per_epoch > 1e-6 ? seconds_per_epoch : 1e-6));
     EPOCHS = want < 300 ? 300 : want > 20000 ? 20000 : (int)want;
     snprintf(LONG_JOB, sizeof LONG_JOB,
              "{\"model\":\"digits\",\"dataset\":\"digits\",\"epochs\":%d,\"batch_size\":16,"
@@ -169,7 +171,8 @@ Test(resume, sigkill_three_times_then_finishes_like_an_uninterrupted_run)
     const char *env_seed = getenv("BACKPROPD_RESUME_SEED");
     if (env_seed && *env_seed)
         seed = (unsigned)strtoul(env_seed, NULL, 10);
-    cr_log_info("resume: seed %u (set BACKPROPD_RESUME_SEED to replay another)", seed);
+    cr_log_info("resume: seed %u (set BACKPROPD_RESUME_SEED to replay another); %d epochs",
+                seed, EPOCHS);
 
     int kills = 0;
     for (int round = 0; round < 3; round++) {
