@@ -228,28 +228,29 @@ static void ts_scrub_env(void)
     }
 }
 
-/* fork + exec argv with stdout/stderr to `log` (appended).  The child gets
- * SIGTERM when the forking thread dies, so a crashed test leaves no daemon. */
-static pid_t ts_spawn(char *const *argv, const char *log, int pdeath, char *const *env, int nenv)
+/* fork + exec argv with stdin from /dev/null and stdout/stderr on the
+ * descriptors out and err (the parent's copies stay open: close them
+ * after).  The child's environment is the inherited one less every
+ * BACKPROPD_* variable, plus env[0..nenv).  It gets SIGTERM when the
+ * forking thread dies, so a crashed test leaves no daemon.  The pid, or
+ * -1. */
+static pid_t ts_spawn(char *const *argv, int out, int err, char *const *env, int nenv)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0)
         return pid;
-    if (pdeath) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent)
-            _exit(127);
-    }
-    int in = open("/dev/null", O_RDONLY);
-    int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (in < 0 || out < 0)
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
         _exit(127);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(out, 2);
+    int in = open("/dev/null", O_RDONLY);
+    if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+        _exit(127);
     close(in);
-    close(out);
+    if (out > 2)
+        close(out);
+    if (err > 2 && err != out)
+        close(err);
     signal(SIGPIPE, SIG_DFL);
     ts_scrub_env();
     for (int i = 0; i < nenv; i++)
@@ -257,6 +258,16 @@ static pid_t ts_spawn(char *const *argv, const char *log, int pdeath, char *cons
     execv(argv[0], argv);
     dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
+}
+
+/* argv for path and args (NULL-terminated, may be NULL) in argv[64]. */
+static void ts_argv(char **argv, const char *path, const char *const *args)
+{
+    int n = 0;
+    argv[n++] = (char *)path;
+    for (int i = 0; args && args[i] && n < 63; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
 }
 
 int test_daemon_alive(test_daemon *td)
@@ -328,7 +339,11 @@ static int ts_daemon_launch(test_daemon *td)
         argv[n++] = td->flags[i];
     argv[n] = NULL;
 
-    td->pid = ts_spawn(argv, td->log, 1, td->env, td->nenv);
+    int log = open(td->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log < 0)
+        return -1;
+    td->pid = ts_spawn(argv, log, log, td->env, td->nenv);
+    close(log);
     if (td->pid < 0) {
         td->pid = 0;
         return -1;
@@ -839,14 +854,10 @@ int ts_run_capture(const char *path, const char *const *args, char **out)
     int fd = mkstemp(tmpl);
     if (fd < 0)
         return -1;
-    close(fd);
     char *argv[64];
-    int n = 0;
-    argv[n++] = (char *)path;
-    for (int i = 0; args && args[i] && n < 63; i++)
-        argv[n++] = (char *)args[i];
-    argv[n] = NULL;
-    pid_t pid = ts_spawn(argv, tmpl, 1, NULL, 0);
+    ts_argv(argv, path, args);
+    pid_t pid = ts_spawn(argv, fd, fd, NULL, 0);
+    close(fd);
     int code = pid > 0 ? wait_exit(pid) : -1;
     if (out)
         *out = ts_read_file(tmpl, NULL);
@@ -859,7 +870,7 @@ int ts_run_split(const char *path, const char *const *args, const char *const *e
 {
     char tout[] = "/tmp/backpropd-out-XXXXXX", terr[] = "/tmp/backpropd-err-XXXXXX";
     char *argv[64], *envv[16];
-    int n = 0, nenv = 0, code = -1;
+    int nenv = 0, code = -1;
 
     if (out)
         *out = NULL;
@@ -874,37 +885,12 @@ int ts_run_split(const char *path, const char *const *args, const char *const *e
         unlink(tout);
         return -1;
     }
-    argv[n++] = (char *)path;
-    for (int i = 0; args && args[i] && n < 63; i++)
-        argv[n++] = (char *)args[i];
-    argv[n] = NULL;
+    ts_argv(argv, path, args);
     for (int i = 0; env && env[i] && nenv < 15; i++)
         envv[nenv++] = (char *)env[i];
     envv[nenv] = NULL;
 
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent)
-            _exit(127);
-        int in = open("/dev/null", O_RDONLY);
-        if (in < 0)
-            _exit(127);
-        dup2(in, 0);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        close(in);
-        close(fo);
-        close(fe);
-        signal(SIGPIPE, SIG_DFL);
-        ts_scrub_env();
-        for (int i = 0; i < nenv; i++)
-            putenv(envv[i]);
-        execv(argv[0], argv);
-        dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
+    pid_t pid = ts_spawn(argv, fo, fe, envv, nenv);
     close(fo);
     close(fe);
     if (pid > 0)
