@@ -35,7 +35,7 @@ static char img[160];
 
 static void fault_teardown(void)
 {
-    ts_daemon_cleanup(&D);
+    it_teardown();
     if (mnt[0]) {
         /* MNT_DETACH: a test that failed half-way may leave the mount busy. */
         umount2(mnt, MNT_DETACH);
@@ -108,12 +108,11 @@ static void mount_ext4(char *dev, size_t cap)
     cr_assert(dev[0], "%s is not in /proc/self/mounts", mnt);
 }
 
+/* The shared daemon on a database of the test's mount. */
 static void start_on(const char *db)
 {
-    if (ts_daemon_start_db(&D, db, NULL) != 0) {
-        char *log = ts_daemon_log_tail(&D, 2000);
-        cr_assert_fail("backpropd did not start on %s; log:\n%s", db, log);
-    }
+    test_daemon_opts o = {.db = db};
+    it_start_opts(&o);
 }
 
 /* iris uploaded, a model trained on it (version 1); returns a prediction
@@ -137,23 +136,10 @@ static char *trained_iris(void)
 /* Everything a client can read, as one string. */
 static char *snapshot(void)
 {
-    static const char *paths[] = {"/v1/models",         "/v1/models/iris",
-                                  "/v1/models/iris/versions", "/v1/datasets",
-                                  "/v1/datasets/iris",  "/v1/jobs"};
-    size_t len = 0;
-    char *all = calloc(1, 1);
-    cr_assert_not_null(all);
-    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        ts_resp r;
-        it_get(paths[i], &r);
-        it_expect_status(&r, 200);
-        char *n = realloc(all, len + strlen(paths[i]) + r.len + 3);
-        cr_assert_not_null(n);
-        all = n;
-        len += (size_t)sprintf(all + len, "%s\n%s\n", paths[i], r.body);
-        ts_resp_free(&r);
-    }
-    return all;
+    static const char *const paths[] = {"/v1/models",        "/v1/models/iris",
+                                        "/v1/models/iris/versions", "/v1/datasets",
+                                        "/v1/datasets/iris", "/v1/jobs"};
+    return td_snapshot(&D, paths, sizeof paths / sizeof paths[0]);
 }
 
 /* Reads and predictions answer as before. */
@@ -226,23 +212,6 @@ static void expect_writes_refused(const char *words)
     expect_503("DELETE", "/v1/datasets/iris", NULL, NULL, 0, words);
 }
 
-/* PRAGMA integrity_check on the daemon's database, read-only. */
-static void expect_db_intact(const char *db)
-{
-    sqlite3 *h = NULL;
-    int rc = sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL);
-    cr_assert_eq(rc, SQLITE_OK, "open %s: %s", db, sqlite3_errstr(rc));
-    sqlite3_busy_timeout(h, 5000);
-    sqlite3_stmt *st = NULL;
-    rc = sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, NULL);
-    cr_assert_eq(rc, SQLITE_OK, "%s", sqlite3_errmsg(h));
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sqlite3_errmsg(h));
-    const char *res = (const char *)sqlite3_column_text(st, 0);
-    cr_assert_str_eq(res ? res : "(null)", "ok", "integrity_check: %s", res ? res : "(null)");
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-}
-
 /* Moves everything in the WAL into the database file and truncates the WAL
  * to zero bytes, so the next commit has to allocate new blocks: SQLite
  * reuses a WAL file's space once checkpointed, and a write that fits in
@@ -305,7 +274,7 @@ Test(faults, disk_full_refuses_writes_with_503_and_keeps_serving_reads)
     it_get("/v1/models/other", &r);
     it_expect_error(&r, 404, "not_found");
     ts_resp_free(&r);
-    cr_assert(ts_daemon_alive(&D), "the daemon died on a full disk");
+    cr_assert(test_daemon_alive(&D), "the daemon died on a full disk");
 
     /* room again: the same writes succeed, on the same daemon */
     cr_assert_eq(unlink(filler), 0);
@@ -319,7 +288,7 @@ Test(faults, disk_full_refuses_writes_with_503_and_keeps_serving_reads)
     json_decref(job);
 
     it_stop_ok();
-    expect_db_intact(db);
+    it_expect_db_intact(db);
     free(pred);
     free(snap);
 }
@@ -356,12 +325,12 @@ Test(faults, read_only_database_refuses_writes_with_503_and_keeps_serving_reads)
 
     expect_writes_refused("read-only");
     expect_reads_work(snap, pred);
-    cr_assert(ts_daemon_alive(&D), "the daemon died on a read-only database");
+    cr_assert(test_daemon_alive(&D), "the daemon died on a read-only database");
 
     /* SIGTERM still ends it cleanly (its last checkpoint cannot be
      * written; the WAL keeps everything) */
     it_stop_ok();
-    expect_db_intact(db);
+    it_expect_db_intact(db);
     free(pred);
     free(snap);
 }
@@ -390,7 +359,7 @@ Test(faults, started_on_a_read_only_database_serves_reads, .disabled = true)
     expect_reads_work(snap, pred);
     expect_writes_refused("read-only");
     it_stop_ok();
-    expect_db_intact(db);
+    it_expect_db_intact(db);
     free(pred);
     free(snap);
 }

@@ -27,45 +27,9 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-/* The uninterrupted reference daemon (D is the one that gets killed). */
-static ts_daemon R;
-
-static void resume_teardown(void)
-{
-    ts_daemon_cleanup(&D);
-    ts_daemon_cleanup(&R);
-}
-
-TestSuite(resume, .fini = resume_teardown, .timeout = 300);
-
-/* A crash: SIGKILL, no chance to clean up. */
-static void kill9(ts_daemon *d)
-{
-    cr_assert_gt(d->pid, 0, "no daemon to kill");
-    cr_assert_eq(kill(d->pid, SIGKILL), 0);
-    cr_assert_eq(waitpid(d->pid, &d->last_status, 0), d->pid);
-    cr_assert(WIFSIGNALED(d->last_status) && WTERMSIG(d->last_status) == SIGKILL,
-              "daemon was not killed by SIGKILL (status 0x%x)", d->last_status);
-    d->pid = 0;
-}
-
-/* PRAGMA integrity_check on the daemon's database, opened read-only with
- * SQLite directly (the daemon is not running). */
-static void expect_db_intact(const char *path)
-{
-    sqlite3 *db = NULL;
-    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK, "%s: %s",
-                 path, db ? sqlite3_errmsg(db) : "?");
-    sqlite3_stmt *st = NULL;
-    cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK,
-                 "%s", sqlite3_errmsg(db));
-    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sqlite3_errmsg(db));
-    const char *res = (const char *)sqlite3_column_text(st, 0);
-    cr_assert_str_eq(res ? res : "(null)", "ok", "integrity_check of %s: %s", path, res);
-    cr_assert_eq(sqlite3_step(st), SQLITE_DONE, "integrity_check reported more than one line");
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-}
+/* D is the daemon that gets killed; an uninterrupted reference runs
+ * beside it (it_daemon), and it_teardown cleans up both. */
+TestSuite(resume, .fini = it_teardown, .timeout = 300);
 
 /* One integer from the database (read-only; the daemon may be down). */
 static long long db_int(const char *path, const char *sql, const char *arg)
@@ -98,68 +62,6 @@ static void db_exec(const char *path, const char *sql, const char *arg)
     sqlite3_close(db);
 }
 
-/* A request to daemon d that must answer `want`; returns the response
- * (free it). */
-static ts_resp call(const ts_daemon *d, const char *method, const char *path, const char *json,
-                    long want)
-{
-    ts_resp r;
-    ts_request(d, method, path, json, json ? strlen(json) : 0, NULL, &r);
-    cr_assert_eq(r.status, want, "%s %s: status %ld, want %ld; body %.600s", method, path,
-                 r.status, want, IT_BODY(&r));
-    return r;
-}
-
-static json_t *job_get(const ts_daemon *d, const char *id)
-{
-    char path[160];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    ts_resp r = call(d, "GET", path, NULL, 200);
-    json_t *j = json_incref(r.json);
-    ts_resp_free(&r);
-    cr_assert_not_null(j);
-    return j;
-}
-
-static json_t *job_wait(const ts_daemon *d, const char *id, const char *statuses, double secs)
-{
-    json_t *j = ts_job_wait(d, id, statuses, secs);
-    cr_assert_not_null(j, "GET /v1/jobs/%s failed", id);
-    char have[64], set[96];
-    snprintf(have, sizeof have, "|%s|", ts_json_str(j, "status"));
-    snprintf(set, sizeof set, "|%s|", statuses);
-    if (!strstr(set, have)) {
-        char *dump = json_dumps(j, JSON_COMPACT);
-        char *log = ts_daemon_log_tail(d, 1500);
-        cr_assert_fail("job %s not %s after %.0f s: %s\nlog:\n%s", id, statuses, secs, dump, log);
-    }
-    return j;
-}
-
-static char *job_create(const ts_daemon *d, const char *body)
-{
-    ts_resp r = call(d, "POST", "/v1/jobs", body, 202);
-    char *id = strdup(ts_json_str(r.json, "id"));
-    ts_resp_free(&r);
-    cr_assert(id && *id);
-    return id;
-}
-
-static void upload_digits(const ts_daemon *d)
-{
-    const char *path = ts_repo_file("tests/data/digits.csv");
-    cr_assert_not_null(path, "tests/data/digits.csv not found");
-    size_t len = 0;
-    char *csv = ts_read_file(path, &len);
-    cr_assert_not_null(csv);
-    ts_opts o = {.content_type = "text/csv"};
-    ts_resp r;
-    ts_request(d, "POST", "/v1/datasets?name=digits&label=digit", csv, len, &o, &r);
-    free(csv);
-    cr_assert_eq(r.status, 201, "digits upload: %ld %.300s", r.status, IT_BODY(&r));
-    ts_resp_free(&r);
-}
-
 /* Rows to predict: the first digits of the data set, as JSON. */
 static const char *PREDICT_BODY_FMT = "{\"version\":%d,\"inputs\":["
     "[0,0,5,13,9,1,0,0,0,0,13,15,10,15,5,0,0,3,15,2,0,11,8,0,0,4,12,0,0,8,8,0,0,5,8,0,0,9,8,0,"
@@ -169,27 +71,31 @@ static const char *PREDICT_BODY_FMT = "{\"version\":%d,\"inputs\":["
     "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,0,1,2,3,4,"
     "5,6,7,8,9,10,11,12,13,14,15,16,0,1,2,3,4,5,6,7,8,9,10,11,12,13]]}";
 
-static char *predict(const ts_daemon *d, int version)
+static char *predict(const test_daemon *d, int version)
 {
     char body[1024];
     snprintf(body, sizeof body, PREDICT_BODY_FMT, version);
-    ts_resp r = call(d, "POST", "/v1/models/digits/predict", body, 200);
+    ts_resp r = td_call(d, "POST", "/v1/models/digits/predict", body, 200);
     char *out = strdup(r.body);
     ts_resp_free(&r);
     return out;
 }
 
-/* The killed job: long enough (about 14 s of training, whatever the
- * machine's speed: its epoch count is sized from version 1's epochs) to be
- * killed three times, warm-started from version 1 so the resumed warm start
- * is covered too.  No early stopping: every epoch 1..EPOCHS must appear. */
+/* The killed job: long enough (about 20 s of training, scaled like the
+ * kill moments, whatever the machine's speed: its epoch count is sized
+ * from version 1's fastest epoch; three kills need 12 s at most, and 20
+ * leaves room for an epoch time measured up to twice too slow while
+ * another test had the CPU) to be killed three times, warm-started
+ * from version 1 so the resumed warm start is covered too.  No early
+ * stopping: every epoch 1..EPOCHS must appear. */
 static int EPOCHS = 500;
 static char LONG_JOB[512];
 
 static void long_job_size(double seconds_per_epoch)
 {
     /* version 1 runs batch 32; the long job's batch 16 costs ~1.6x an epoch */
-    double want = 14.0 / (1.6 * (seconds_per_epoch > 1e-6 ? seconds_per_epoch : 1e-6));
+    double want =
+        test_seconds(20.0) / (1.6 * (seconds_per_epoch > 1e-6 ? seconds_per_epoch : 1e-6));
     EPOCHS = want < 300 ? 300 : want > 20000 ? 20000 : (int)want;
     snprintf(LONG_JOB, sizeof LONG_JOB,
              "{\"model\":\"digits\",\"dataset\":\"digits\",\"epochs\":%d,\"batch_size\":16,"
@@ -200,33 +106,39 @@ static void long_job_size(double seconds_per_epoch)
 
 /* Uploads digits, creates the model and trains version 1 on daemon d;
  * returns version 1's predictions (malloc()'d). */
-static char *prepare_version_1(const ts_daemon *d)
+static char *prepare_version_1(const test_daemon *d)
 {
-    upload_digits(d);
-    ts_resp r = call(d, "POST", "/v1/models",
-                     "{\"name\":\"digits\",\"inputs\":64,\"layers\":["
-                     "{\"units\":128,\"activation\":\"relu\"},"
-                     "{\"units\":128,\"activation\":\"relu\"},"
-                     "{\"units\":10,\"activation\":\"softmax\"}],"
-                     "\"loss\":\"cross_entropy\",\"seed\":5}",
-                     201);
-    ts_resp_free(&r);
-    char *id = job_create(d, "{\"model\":\"digits\",\"dataset\":\"digits\",\"epochs\":5,"
-                             "\"batch_size\":32,\"validation_split\":0.2,\"seed\":1,"
-                             "\"normalize\":\"standard\"}");
-    json_decref(job_wait(d, id, "succeeded", 60));
-    /* the mean epoch time sizes the long job */
+    td_upload_csv(d, "tests/data/digits.csv", "digits", "digit");
+    td_post_ok(d, "/v1/models",
+               "{\"name\":\"digits\",\"inputs\":64,\"layers\":["
+               "{\"units\":128,\"activation\":\"relu\"},"
+               "{\"units\":128,\"activation\":\"relu\"},"
+               "{\"units\":10,\"activation\":\"softmax\"}],"
+               "\"loss\":\"cross_entropy\",\"seed\":5}",
+               201);
+    char id[128];
+    td_create_job(d,
+                  "{\"model\":\"digits\",\"dataset\":\"digits\",\"epochs\":5,"
+                  "\"batch_size\":32,\"validation_split\":0.2,\"seed\":1,"
+                  "\"normalize\":\"standard\"}",
+                  id, sizeof id);
+    json_decref(td_wait_job(d, id, "succeeded", 60));
+    /* The fastest epoch sizes the long job: a mean would count the moments
+     * another test's daemon had the CPU, and a job sized from them can end
+     * before its kills once the CPU is free again. */
     char path[200];
     snprintf(path, sizeof path, "/v1/jobs/%s/metrics", id);
-    ts_resp m = call(d, "GET", path, NULL, 200);
+    ts_resp m = td_call(d, "GET", path, NULL, 200);
     json_t *rows = json_object_get(m.json, "epochs");
-    double secs = 0;
-    for (size_t i = 0; i < json_array_size(rows); i++)
-        secs += json_number_value(json_object_get(json_array_get(rows, i), "seconds"));
+    double fastest = 0;
+    for (size_t i = 0; i < json_array_size(rows); i++) {
+        double s = json_number_value(json_object_get(json_array_get(rows, i), "seconds"));
+        if (i == 0 || s < fastest)
+            fastest = s;
+    }
     if (json_array_size(rows) > 0)
-        long_job_size(secs / (double)json_array_size(rows));
+        long_job_size(fastest);
     ts_resp_free(&m);
-    free(id);
     return predict(d, 1);
 }
 
@@ -251,34 +163,36 @@ Test(resume, sigkill_three_times_then_finishes_like_an_uninterrupted_run)
     const char *flags[] = {"--workers", "1", NULL};
     it_start(flags);
     char *v1_before = prepare_version_1(&D);
-    char *id = job_create(&D, LONG_JOB);
-    json_decref(job_wait(&D, id, "running", 30));
+    char id[128];
+    td_create_job(&D, LONG_JOB, id, sizeof id);
+    json_decref(td_wait_job(&D, id, "running", 30));
 
     unsigned seed = 20261127u;
     const char *env_seed = getenv("BACKPROPD_RESUME_SEED");
     if (env_seed && *env_seed)
         seed = (unsigned)strtoul(env_seed, NULL, 10);
-    cr_log_info("resume: seed %u (set BACKPROPD_RESUME_SEED to replay another)", seed);
+    cr_log_info("resume: seed %u (set BACKPROPD_RESUME_SEED to replay another); %d epochs",
+                seed, EPOCHS);
 
     int kills = 0;
     for (int round = 0; round < 3; round++) {
-        /* 2.5-4 s after the (re)start: past the first checkpoint (2 s of
-         * training), and mid-epoch more often than not */
-        double delay = 2.5 + (double)(next_rand(&seed) % 1500) / 1000.0;
+        /* 2.5-4 s (scaled) after the (re)start: past the first checkpoint
+         * (2 s of training), and mid-epoch more often than not */
+        double delay = test_seconds(2.5 + (double)(next_rand(&seed) % 1500) / 1000.0);
         sleep_s(delay);
-        json_t *j = job_get(&D, id);
-        const char *st = ts_json_str(j, "status");
+        json_t *j = td_job(&D, id);
+        char st[32];
+        snprintf(st, sizeof st, "%s", ts_json_str(j, "status"));
         json_int_t before = json_integer_value(json_object_get(j, "epoch"));
-        int running = strcmp(st, "running") == 0;
         json_decref(j);
-        if (!running) {
+        if (strcmp(st, "running") != 0) {
             cr_log_warn("resume: job already %s before kill %d; fewer kills this run", st,
                         round + 1);
             break;
         }
-        kill9(&D);
+        td_kill(&D);
         kills++;
-        expect_db_intact(D.db);
+        it_expect_db_intact(D.db);
         cr_assert_eq(db_int(D.db, "SELECT count(*) FROM jobs WHERE id = ?1 AND status = 'running'",
                             id),
                      1, "a killed job must still be running in the database");
@@ -286,7 +200,7 @@ Test(resume, sigkill_three_times_then_finishes_like_an_uninterrupted_run)
                                     "WHERE job = ?1", id);
         it_restart();
         /* taken up again, not failed */
-        j = job_get(&D, id);
+        j = td_job(&D, id);
         cr_assert_str_eq(ts_json_str(j, "status"), "running", "after restart %d: %s", round + 1,
                          ts_json_str(j, "error"));
         cr_assert(json_is_null(json_object_get(j, "error")));
@@ -298,14 +212,14 @@ Test(resume, sigkill_three_times_then_finishes_like_an_uninterrupted_run)
     }
     cr_assert_geq(kills, 2, "the job finished too soon to be killed (%d kills)", kills);
 
-    json_t *done = job_wait(&D, id, "succeeded", 180);
+    json_t *done = td_wait_job(&D, id, "succeeded", 180);
     cr_assert_eq(json_integer_value(json_object_get(done, "epoch")), EPOCHS);
     cr_assert_eq(json_integer_value(json_object_get(done, "model_version")), 2);
     double acc = json_number_value(json_object_get(done, "val_accuracy"));
     json_decref(done);
 
     /* the checkpoint path was used (the first kill comes after one) */
-    char *log = ts_daemon_log_tail(&D, 1 << 20);
+    char *log = test_daemon_log_tail(&D, 1 << 20);
     cr_assert(strstr(log, "resumed after a restart from its checkpoint") != NULL,
               "no resume from a checkpoint in the log:\n%s", log);
     free(log);
@@ -313,7 +227,7 @@ Test(resume, sigkill_three_times_then_finishes_like_an_uninterrupted_run)
     /* one metrics row per epoch, 1..EPOCHS, in order */
     char path[200];
     snprintf(path, sizeof path, "/v1/jobs/%s/metrics", id);
-    ts_resp m = call(&D, "GET", path, NULL, 200);
+    ts_resp m = td_call(&D, "GET", path, NULL, 200);
     json_t *rows = json_object_get(m.json, "epochs");
     cr_assert_eq(json_array_size(rows), EPOCHS, "%zu metrics rows, want %d",
                  json_array_size(rows), EPOCHS);
@@ -327,26 +241,27 @@ Test(resume, sigkill_three_times_then_finishes_like_an_uninterrupted_run)
     char *v2 = predict(&D, 2);
 
     it_stop_ok();
-    expect_db_intact(D.db);
+    it_expect_db_intact(D.db);
     cr_assert_eq(db_int(D.db, "SELECT count(*) FROM job_checkpoints", NULL), 0,
                  "a finished job keeps no checkpoint");
     cr_assert_eq(db_int(D.db, "SELECT count(DISTINCT epoch) FROM job_metrics WHERE job = ?1", id),
                  EPOCHS);
 
     /* the same job, uninterrupted, on a fresh daemon */
-    if (ts_daemon_start(&R, flags) != 0)
-        cr_assert_fail("reference daemon did not start");
-    char *r1 = prepare_version_1(&R);
+    test_daemon_opts ro = {.flags = flags};
+    test_daemon *R = it_daemon(&ro);
+    char *r1 = prepare_version_1(R);
     cr_assert_str_eq(r1, v1_before, "version 1 differs between two fresh daemons");
-    char *rid = job_create(&R, LONG_JOB);
-    json_t *ref = job_wait(&R, rid, "succeeded", 180);
+    char rid[128];
+    td_create_job(R, LONG_JOB, rid, sizeof rid);
+    json_t *ref = td_wait_job(R, rid, "succeeded", 180);
     double ref_acc = json_number_value(json_object_get(ref, "val_accuracy"));
     json_decref(ref);
     cr_assert_leq(fabs(acc - ref_acc), 0.03,
                   "val_accuracy %.4f after %d kills vs %.4f uninterrupted", acc, kills, ref_acc);
 
     snprintf(path, sizeof path, "/v1/jobs/%s/metrics", rid);
-    ts_resp rm = call(&R, "GET", path, NULL, 200);
+    ts_resp rm = td_call(R, "GET", path, NULL, 200);
     json_t *rrows = json_object_get(rm.json, "epochs");
     int same = json_array_size(rrows) == json_array_size(rows);
     for (size_t i = 0; same && i < json_array_size(rows); i++) {
@@ -356,7 +271,7 @@ Test(resume, sigkill_three_times_then_finishes_like_an_uninterrupted_run)
             if (!json_equal(json_object_get(a, keys[k]), json_object_get(b, keys[k])))
                 same = 0;
     }
-    char *rv2 = predict(&R, 2);
+    char *rv2 = predict(R, 2);
     cr_log_info("resume: val_accuracy %.6f after %d kills, %.6f uninterrupted; metrics %s, "
                 "version 2 predictions %s",
                 acc, kills, ref_acc, same ? "bit-identical" : "differ",
@@ -369,8 +284,6 @@ Test(resume, sigkill_three_times_then_finishes_like_an_uninterrupted_run)
     free(v2);
     free(rv2);
     free(r1);
-    free(id);
-    free(rid);
 }
 
 /* ---- a cancel requested just before a crash ----------------------------- */
@@ -388,19 +301,19 @@ Test(resume, cancel_requested_before_a_crash_stays_cancelled)
      * or may not have ended the job before the kill) */
     snprintf(path, sizeof path, "/v1/jobs/%s/cancel", a);
     it_post_ok(path, NULL, 202);
-    kill9(&D);
+    td_kill(&D);
     /* b: the request was recorded but the worker never saw it: exactly
      * what the database holds when the crash beats the worker */
     db_exec(D.db, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1 AND status = 'running'", b);
     cr_assert_eq(db_int(D.db, "SELECT count(*) FROM jobs WHERE id = ?1 AND status = 'running'", b),
                  1);
-    expect_db_intact(D.db);
+    it_expect_db_intact(D.db);
 
     it_restart();
     /* decided at start-up, before any worker could resume them */
     const char *ids[2] = {a, b};
     for (int i = 0; i < 2; i++) {
-        json_t *j = job_get(&D, ids[i]);
+        json_t *j = td_job(&D, ids[i]);
         cr_assert_str_eq(ts_json_str(j, "status"), "cancelled", "job %s: %s", ids[i],
                          json_dumps(j, JSON_COMPACT));
         cr_assert(json_is_null(json_object_get(j, "model_version")));
@@ -408,18 +321,18 @@ Test(resume, cancel_requested_before_a_crash_stays_cancelled)
         cr_assert(json_is_string(json_object_get(j, "finished_at")));
         json_decref(j);
     }
-    ts_resp r = call(&D, "GET", "/v1/models/slow", NULL, 200);
+    ts_resp r = td_call(&D, "GET", "/v1/models/slow", NULL, 200);
     cr_assert_eq(json_integer_value(json_object_get(r.json, "version")), 0);
     ts_resp_free(&r);
     /* and they stay cancelled: nothing picks them up again */
-    sleep_s(1.5);
+    sleep_s(test_seconds(1.5));
     for (int i = 0; i < 2; i++) {
-        json_t *j = job_get(&D, ids[i]);
+        json_t *j = td_job(&D, ids[i]);
         cr_assert_str_eq(ts_json_str(j, "status"), "cancelled");
         json_decref(j);
     }
     it_stop_ok();
-    expect_db_intact(D.db);
+    it_expect_db_intact(D.db);
     cr_assert_eq(db_int(D.db, "SELECT count(*) FROM job_checkpoints", NULL), 0);
 }
 

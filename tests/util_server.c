@@ -49,25 +49,42 @@ double ts_now(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* How long the harness waits for the daemon process itself (start-up,
- * SIGTERM, a CLI run): the given seconds times $BACKPROPD_TEST_TIMEOUT_SCALE
- * (default 1), so a daemon run under Valgrind (make valgrind: 20-50x
- * slower) gets room without loosening the ordinary runs. */
+/* $BACKPROPD_TEST_TIMEOUT_SCALE, read once (see util_server.h). */
 static pthread_once_t ts_scale_once = PTHREAD_ONCE_INIT;
 static double ts_scale = 1.0;
 
 static void ts_scale_init(void)
 {
     const char *env = getenv("BACKPROPD_TEST_TIMEOUT_SCALE");
-    double v = env && *env ? strtod(env, NULL) : 1.0;
-    if (v >= 1.0 && v <= 100.0)
+    if (!env || !*env)
+        return;
+    char *end = NULL;
+    double v = strtod(env, &end);
+    if (end != env && *end == '\0' && v >= 0.01 && v <= 100.0)
         ts_scale = v;
+    else
+        fprintf(stderr, "util_server: BACKPROPD_TEST_TIMEOUT_SCALE=%s is not a number from 0.01 "
+                        "to 100; using 1\n", env);
 }
 
-static double ts_wait_s(double s)
+double test_timeout_scale(void)
 {
     pthread_once(&ts_scale_once, ts_scale_init);
-    return s * ts_scale;
+    return ts_scale;
+}
+
+double test_seconds(double s)
+{
+    return s * test_timeout_scale();
+}
+
+/* The harness's own patience (start-up, SIGTERM, CLI runs, request
+ * timeouts): scaled up with the tests' bounds, never below the default,
+ * so a tiny scale fails a test's bound and not the harness. */
+static double ts_wait_s(double s)
+{
+    double k = test_timeout_scale();
+    return s * (k > 1.0 ? k : 1.0);
 }
 
 static void ts_sleep_ms(long ms)
@@ -211,28 +228,29 @@ static void ts_scrub_env(void)
     }
 }
 
-/* fork + exec argv with stdout/stderr to `log` (appended).  The child gets
- * SIGTERM when the forking thread dies, so a crashed test leaves no daemon. */
-static pid_t ts_spawn(char *const *argv, const char *log, int pdeath, char *const *env, int nenv)
+/* fork + exec argv with stdin from /dev/null and stdout/stderr on the
+ * descriptors out and err (the parent's copies stay open: close them
+ * after).  The child's environment is the inherited one less every
+ * BACKPROPD_* variable, plus env[0..nenv).  It gets SIGTERM when the
+ * forking thread dies, so a crashed test leaves no daemon.  The pid, or
+ * -1. */
+static pid_t ts_spawn(char *const *argv, int out, int err, char *const *env, int nenv)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0)
         return pid;
-    if (pdeath) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent)
-            _exit(127);
-    }
-    int in = open("/dev/null", O_RDONLY);
-    int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (in < 0 || out < 0)
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
         _exit(127);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(out, 2);
+    int in = open("/dev/null", O_RDONLY);
+    if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+        _exit(127);
     close(in);
-    close(out);
+    if (out > 2)
+        close(out);
+    if (err > 2 && err != out)
+        close(err);
     signal(SIGPIPE, SIG_DFL);
     ts_scrub_env();
     for (int i = 0; i < nenv; i++)
@@ -242,46 +260,69 @@ static pid_t ts_spawn(char *const *argv, const char *log, int pdeath, char *cons
     _exit(127);
 }
 
-int ts_daemon_alive(ts_daemon *d)
+/* argv for path and args (NULL-terminated, may be NULL) in argv[64]. */
+static void ts_argv(char **argv, const char *path, const char *const *args)
 {
-    if (d->pid <= 0)
+    int n = 0;
+    argv[n++] = (char *)path;
+    for (int i = 0; args && args[i] && n < 63; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+}
+
+int test_daemon_alive(test_daemon *td)
+{
+    if (td->pid <= 0)
         return 0;
     int st;
-    pid_t r = waitpid(d->pid, &st, WNOHANG);
-    if (r == d->pid) {
-        d->last_status = st;
-        d->pid = 0;
+    pid_t r = waitpid(td->pid, &st, WNOHANG);
+    if (r == td->pid) {
+        td->last_status = st;
+        td->pid = 0;
         return 0;
     }
     return r == 0;
 }
 
-int ts_healthy(const ts_daemon *d)
+const char *test_daemon_url(const test_daemon *td)
+{
+    return td->base;
+}
+
+int ts_healthy(const test_daemon *td)
 {
     ts_resp r;
     ts_opts o = {.timeout_ms = 1000};
-    int ok = ts_request(d, "GET", "/healthz", NULL, 0, &o, &r) == 0 && r.status == 200;
+    int ok = ts_request(td, "GET", "/healthz", NULL, 0, &o, &r) == 0 && r.status == 200;
     ts_resp_free(&r);
     return ok;
 }
 
+/* SIGKILL and reap; the wait status goes to last_status. */
+static void ts_reap_killed(test_daemon *td)
+{
+    kill(td->pid, SIGKILL);
+    waitpid(td->pid, &td->last_status, 0);
+    td->pid = 0;
+}
+
 /* One attempt: a fresh port, spawn, wait for /healthz.  1 healthy, 0 the
  * child exited early (retry), -1 timed out (child killed). */
-static int ts_daemon_launch(ts_daemon *d)
+static int ts_daemon_launch(test_daemon *td)
 {
-    d->port = ts_free_port();
-    if (d->port <= 0)
+    td->port = ts_free_port();
+    if (td->port <= 0)
         return -1;
-    snprintf(d->base, sizeof d->base, "http://127.0.0.1:%d", d->port);
+    snprintf(td->base, sizeof td->base, "http://127.0.0.1:%d", td->port);
 
     char port[16];
-    snprintf(port, sizeof port, "%d", d->port);
+    snprintf(port, sizeof port, "%d", td->port);
     int has_workers = 0;
-    for (int i = 0; i < d->nextra; i++)
-        if (strcmp(d->extra[i], "--workers") == 0 || strncmp(d->extra[i], "--workers=", 10) == 0)
+    for (int i = 0; i < td->nflags; i++)
+        if (strcmp(td->flags[i], "--workers") == 0 || strncmp(td->flags[i], "--workers=", 10) == 0)
             has_workers = 1;
 
-    char *argv[TS_MAX_ARGS + 12];
+    char *argv[TEST_DAEMON_MAX_FLAGS + 12];
     int n = 0;
     argv[n++] = (char *)ts_daemon_path();
     argv[n++] = "--bind";
@@ -289,150 +330,159 @@ static int ts_daemon_launch(ts_daemon *d)
     argv[n++] = "--port";
     argv[n++] = port;
     argv[n++] = "--db";
-    argv[n++] = d->db;
+    argv[n++] = td->db;
     if (!has_workers) {
         argv[n++] = "--workers";
         argv[n++] = "2";
     }
-    for (int i = 0; i < d->nextra; i++)
-        argv[n++] = d->extra[i];
+    for (int i = 0; i < td->nflags; i++)
+        argv[n++] = td->flags[i];
     argv[n] = NULL;
 
-    d->pid = ts_spawn(argv, d->log, 1, d->env, d->nenv);
-    if (d->pid < 0) {
-        d->pid = 0;
+    int log = open(td->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log < 0)
+        return -1;
+    td->pid = ts_spawn(argv, log, log, td->env, td->nenv);
+    close(log);
+    if (td->pid < 0) {
+        td->pid = 0;
         return -1;
     }
     double until = ts_now() + ts_wait_s(10.0);
     while (ts_now() < until) {
-        if (!ts_daemon_alive(d))
+        if (!test_daemon_alive(td))
             return 0;
-        if (ts_healthy(d)) {
+        if (ts_healthy(td)) {
             /* Someone else's daemon could answer on a port we lost in a
              * race; ours would then have exited on its failed bind. */
             ts_sleep_ms(20);
-            if (!ts_daemon_alive(d))
+            if (!test_daemon_alive(td))
                 return 0;
             return 1;
         }
         ts_sleep_ms(20);
     }
-    kill(d->pid, SIGKILL);
-    waitpid(d->pid, &d->last_status, 0);
-    d->pid = 0;
+    ts_reap_killed(td);
     return -1;
 }
 
-static int ts_daemon_launch_retry(ts_daemon *d)
+static int ts_daemon_launch_retry(test_daemon *td)
 {
     for (int attempt = 0; attempt < 3; attempt++) {
-        int r = ts_daemon_launch(d);
+        int r = ts_daemon_launch(td);
         if (r == 1)
             return 0;
         if (r < 0)
             return -1;
         /* Exited at once: a bad flag exits the same way every time, so
          * only a port race deserves another try; the log tells which. */
-        if (WIFEXITED(d->last_status) && WEXITSTATUS(d->last_status) == 127)
+        if (WIFEXITED(td->last_status) && WEXITSTATUS(td->last_status) == 127)
             return -1;
     }
     return -1;
 }
 
-int ts_daemon_start(ts_daemon *d, const char *const *extra)
+/* The temporary directory, the database path and copies of the flags and
+ * the environment: everything test_daemon_start does short of launching. */
+static int ts_daemon_prepare(test_daemon *td, const test_daemon_opts *o)
 {
-    return ts_daemon_start_env(d, extra, NULL);
-}
-
-/* Everything ts_daemon_start_env does short of launching. */
-static int ts_daemon_prepare(ts_daemon *d, const char *const *extra, const char *const *env)
-{
+    static const test_daemon_opts none;
+    if (!o)
+        o = &none;
     ts_global_init();
-    memset(d, 0, sizeof *d);
+    memset(td, 0, sizeof *td);
     const char *tmp = getenv("TMPDIR");
     if (!tmp || !*tmp)
         tmp = "/tmp";
-    snprintf(d->dir, sizeof d->dir, "%s/backpropd-test-XXXXXX", tmp);
-    if (!mkdtemp(d->dir)) {
-        d->dir[0] = '\0';
+    snprintf(td->dir, sizeof td->dir, "%s/backpropd-test-XXXXXX", tmp);
+    if (!mkdtemp(td->dir)) {
+        td->dir[0] = '\0';
         return -1;
     }
-    snprintf(d->db, sizeof d->db, "%s/x.db", d->dir);
-    snprintf(d->log, sizeof d->log, "%s/daemon.log", d->dir);
-    for (int i = 0; extra && extra[i]; i++) {
-        if (d->nextra == TS_MAX_ARGS)
+    snprintf(td->log, sizeof td->log, "%s/daemon.log", td->dir);
+    if (o->db) {
+        if (strlen(o->db) >= sizeof td->db)
             return -1;
-        d->extra[d->nextra] = strdup(extra[i]);
-        if (!d->extra[d->nextra])
-            return -1;
-        d->nextra++;
+        snprintf(td->db, sizeof td->db, "%s", o->db);
+    } else {
+        snprintf(td->db, sizeof td->db, "%s/x.db", td->dir);
     }
-    for (int i = 0; env && env[i]; i++) {
-        if (d->nenv == (int)(sizeof d->env / sizeof d->env[0]))
+    for (int i = 0; o->flags && o->flags[i]; i++) {
+        if (td->nflags == TEST_DAEMON_MAX_FLAGS)
             return -1;
-        d->env[d->nenv] = strdup(env[i]);
-        if (!d->env[d->nenv])
+        if (!(td->flags[td->nflags] = strdup(o->flags[i])))
             return -1;
-        d->nenv++;
+        td->nflags++;
     }
+    for (int i = 0; o->env && o->env[i]; i++)
+        if (test_daemon_set_env(td, o->env[i]) != 0)
+            return -1;
     return 0;
 }
 
-int ts_daemon_start_env(ts_daemon *d, const char *const *extra, const char *const *env)
+int test_daemon_start(test_daemon *td, const test_daemon_opts *o)
 {
-    if (ts_daemon_prepare(d, extra, env) != 0)
+    if (ts_daemon_prepare(td, o) != 0)
         return -1;
-    return ts_daemon_launch_retry(d);
+    return ts_daemon_launch_retry(td);
 }
 
-int ts_daemon_start_db(ts_daemon *d, const char *db, const char *const *extra)
+int test_daemon_restart(test_daemon *td)
 {
-    if (ts_daemon_prepare(d, extra, NULL) != 0)
+    if (td->pid > 0 || !td->dir[0])
         return -1;
-    if (strlen(db) >= sizeof d->db)
-        return -1;
-    snprintf(d->db, sizeof d->db, "%s", db);
-    return ts_daemon_launch_retry(d);
+    return ts_daemon_launch_retry(td);
 }
 
-int ts_daemon_start_db_env(ts_daemon *d, const char *db, const char *const *extra,
-                           const char *const *env)
+int test_daemon_set_env(test_daemon *td, const char *name_value)
 {
-    if (ts_daemon_prepare(d, extra, env) != 0)
+    const char *eq = strchr(name_value, '=');
+    if (!eq || eq == name_value)
         return -1;
-    if (strlen(db) >= sizeof d->db)
+    size_t n = (size_t)(eq - name_value) + 1; /* the name and its '=' */
+    char *copy = strdup(name_value);
+    if (!copy)
         return -1;
-    snprintf(d->db, sizeof d->db, "%s", db);
-    return ts_daemon_launch_retry(d);
+    for (int i = 0; i < td->nenv; i++)
+        if (strncmp(td->env[i], name_value, n) == 0) {
+            free(td->env[i]);
+            td->env[i] = copy;
+            return 0;
+        }
+    if (td->nenv == TEST_DAEMON_MAX_ENV) {
+        free(copy);
+        return -1;
+    }
+    td->env[td->nenv++] = copy;
+    return 0;
 }
 
-int ts_daemon_restart(ts_daemon *d)
+int test_daemon_stop(test_daemon *td)
 {
-    if (d->pid > 0)
+    if (td->pid <= 0)
         return -1;
-    return ts_daemon_launch_retry(d);
-}
-
-int ts_daemon_stop(ts_daemon *d)
-{
-    if (d->pid <= 0)
-        return -1;
-    kill(d->pid, SIGTERM);
+    kill(td->pid, SIGTERM);
     double until = ts_now() + ts_wait_s(20.0);
     while (ts_now() < until) {
         int st;
-        pid_t r = waitpid(d->pid, &st, WNOHANG);
-        if (r == d->pid) {
-            d->pid = 0;
-            d->last_status = st;
+        pid_t r = waitpid(td->pid, &st, WNOHANG);
+        if (r == td->pid) {
+            td->pid = 0;
+            td->last_status = st;
             return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
         }
         ts_sleep_ms(10);
     }
-    kill(d->pid, SIGKILL);
-    waitpid(d->pid, &d->last_status, 0);
-    d->pid = 0;
+    ts_reap_killed(td);
     return -1;
+}
+
+int test_daemon_kill(test_daemon *td)
+{
+    if (td->pid <= 0)
+        return -1;
+    ts_reap_killed(td);
+    return WIFSIGNALED(td->last_status) && WTERMSIG(td->last_status) == SIGKILL ? 0 : -1;
 }
 
 static int ts_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -444,35 +494,32 @@ static int ts_rm_one(const char *path, const struct stat *sb, int flag, struct F
     return 0;
 }
 
-void ts_daemon_cleanup(ts_daemon *d)
+void test_daemon_cleanup(test_daemon *td)
 {
     /* With $BACKPROPD_TEST_STOP_GRACEFULLY set, a daemon still running
      * gets SIGTERM first, so a checker wrapped around it (make valgrind)
      * sees a normal exit and can report leaks; its exit code is not judged
      * here. */
     const char *graceful = getenv("BACKPROPD_TEST_STOP_GRACEFULLY");
-    if (d->pid > 0 && graceful && *graceful && strcmp(graceful, "0") != 0)
-        ts_daemon_stop(d);
-    if (d->pid > 0) {
-        kill(d->pid, SIGKILL);
-        waitpid(d->pid, &d->last_status, 0);
-        d->pid = 0;
-    }
-    if (d->dir[0] && !getenv("BACKPROPD_TEST_KEEP"))
-        nftw(d->dir, ts_rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    d->dir[0] = '\0';
-    for (int i = 0; i < d->nextra; i++)
-        free(d->extra[i]);
-    d->nextra = 0;
-    for (int i = 0; i < d->nenv; i++)
-        free(d->env[i]);
-    d->nenv = 0;
+    if (td->pid > 0 && graceful && *graceful && strcmp(graceful, "0") != 0)
+        test_daemon_stop(td);
+    if (td->pid > 0)
+        ts_reap_killed(td);
+    if (td->dir[0] && !getenv("BACKPROPD_TEST_KEEP"))
+        nftw(td->dir, ts_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    td->dir[0] = '\0';
+    for (int i = 0; i < td->nflags; i++)
+        free(td->flags[i]);
+    td->nflags = 0;
+    for (int i = 0; i < td->nenv; i++)
+        free(td->env[i]);
+    td->nenv = 0;
 }
 
-char *ts_daemon_log_tail(const ts_daemon *d, size_t max)
+char *test_daemon_log_tail(const test_daemon *td, size_t max)
 {
     size_t len = 0;
-    char *all = d->log[0] ? ts_read_file(d->log, &len) : NULL;
+    char *all = td->log[0] ? ts_read_file(td->log, &len) : NULL;
     if (!all)
         return strdup("(no daemon log)");
     if (len > max) {
@@ -577,7 +624,7 @@ static size_t ts_on_read(char *out, size_t sz, size_t nm, void *ud)
     return n;
 }
 
-int ts_request(const ts_daemon *d, const char *method, const char *path, const void *body,
+int ts_request(const test_daemon *d, const char *method, const char *path, const void *body,
                size_t len, const ts_opts *o, ts_resp *r)
 {
     static const ts_opts none;
@@ -601,8 +648,9 @@ int ts_request(const ts_daemon *d, const char *method, const char *path, const v
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROXY, "");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : 10000L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+    long timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 10000L;
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)ts_wait_s((double)timeout_ms));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)ts_wait_s(3000.0));
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ts_on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, ts_on_header);
@@ -689,17 +737,17 @@ int ts_request(const ts_daemon *d, const char *method, const char *path, const v
     return r->status ? 0 : -1;
 }
 
-int ts_get(const ts_daemon *d, const char *path, ts_resp *r)
+int ts_get(const test_daemon *d, const char *path, ts_resp *r)
 {
     return ts_request(d, "GET", path, NULL, 0, NULL, r);
 }
 
-int ts_post(const ts_daemon *d, const char *path, const char *json, ts_resp *r)
+int ts_post(const test_daemon *d, const char *path, const char *json, ts_resp *r)
 {
     return ts_request(d, "POST", path, json, json ? strlen(json) : 0, NULL, r);
 }
 
-int ts_delete(const ts_daemon *d, const char *path, ts_resp *r)
+int ts_delete(const test_daemon *d, const char *path, ts_resp *r)
 {
     return ts_request(d, "DELETE", path, NULL, 0, NULL, r);
 }
@@ -759,11 +807,11 @@ static int ts_status_in(const char *status, const char *set)
     return 0;
 }
 
-json_t *ts_job_wait(const ts_daemon *d, const char *id, const char *statuses, double timeout_s)
+json_t *ts_job_wait(const test_daemon *d, const char *id, const char *statuses, double timeout_s)
 {
     char path[256];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    double until = ts_now() + timeout_s;
+    double until = ts_now() + test_seconds(timeout_s);
     json_t *last = NULL;
     for (;;) {
         ts_resp r;
@@ -806,14 +854,10 @@ int ts_run_capture(const char *path, const char *const *args, char **out)
     int fd = mkstemp(tmpl);
     if (fd < 0)
         return -1;
-    close(fd);
     char *argv[64];
-    int n = 0;
-    argv[n++] = (char *)path;
-    for (int i = 0; args && args[i] && n < 63; i++)
-        argv[n++] = (char *)args[i];
-    argv[n] = NULL;
-    pid_t pid = ts_spawn(argv, tmpl, 1, NULL, 0);
+    ts_argv(argv, path, args);
+    pid_t pid = ts_spawn(argv, fd, fd, NULL, 0);
+    close(fd);
     int code = pid > 0 ? wait_exit(pid) : -1;
     if (out)
         *out = ts_read_file(tmpl, NULL);
@@ -826,7 +870,7 @@ int ts_run_split(const char *path, const char *const *args, const char *const *e
 {
     char tout[] = "/tmp/backpropd-out-XXXXXX", terr[] = "/tmp/backpropd-err-XXXXXX";
     char *argv[64], *envv[16];
-    int n = 0, nenv = 0, code = -1;
+    int nenv = 0, code = -1;
 
     if (out)
         *out = NULL;
@@ -841,37 +885,12 @@ int ts_run_split(const char *path, const char *const *args, const char *const *e
         unlink(tout);
         return -1;
     }
-    argv[n++] = (char *)path;
-    for (int i = 0; args && args[i] && n < 63; i++)
-        argv[n++] = (char *)args[i];
-    argv[n] = NULL;
+    ts_argv(argv, path, args);
     for (int i = 0; env && env[i] && nenv < 15; i++)
         envv[nenv++] = (char *)env[i];
     envv[nenv] = NULL;
 
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent)
-            _exit(127);
-        int in = open("/dev/null", O_RDONLY);
-        if (in < 0)
-            _exit(127);
-        dup2(in, 0);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        close(in);
-        close(fo);
-        close(fe);
-        signal(SIGPIPE, SIG_DFL);
-        ts_scrub_env();
-        for (int i = 0; i < nenv; i++)
-            putenv(envv[i]);
-        execv(argv[0], argv);
-        dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
+    pid_t pid = ts_spawn(argv, fo, fe, envv, nenv);
     close(fo);
     close(fe);
     if (pid > 0)

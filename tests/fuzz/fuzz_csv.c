@@ -5,10 +5,10 @@
  *
  * Input layout:
  *   byte 0       seeds the chunk sizes (a small xorshift over it); its low
- *                bit picks the limits: loose, or tight enough that the
- *                column, cell and class limits (and the switch of a label
- *                column with too many distinct values to numeric) are
- *                reached by a few hundred bytes
+ *                bit picks the limits (fuzz_limits, fuzz_common.h): loose,
+ *                or tight enough that the column, cell and class limits
+ *                (and the switch of a label column with too many distinct
+ *                values to numeric) are reached by a few hundred bytes
  *   then         if a NUL byte follows within 80 bytes: the label column's
  *                name (the ?label= query value; empty means none, as http.c
  *                rejects an empty one before csvload sees it), then the CSV;
@@ -21,88 +21,21 @@
  * 4xx code and a message err_to_json can encode, and a data set respects
  * the limits and has the shape it claims.
  */
-#include <jansson.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "fuzz_csv"
 #include "decode/csvload.h"
 #include "decode/dataset.h"
-#include "errors.h"
-#include "srv_limits.h"
+#include "fuzz_common.h"
 
 #define LABEL_MAX 80
 
-static srv_limits g_loose, g_tight, g_lim;
+/* The limits in force for the current input. */
+static srv_limits g_lim;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    limits_default(&g_loose);
-    g_loose.max_features = 128;
-    g_loose.max_cells = 1u << 15;
-    g_loose.max_classes = 32;
-    g_loose.max_body = 1u << 20;
-    g_tight = g_loose;
-    g_tight.max_features = 4;
-    g_tight.max_cells = 40;
-    g_tight.max_classes = 3;
-    return 0;
-}
-
-static void fuzz_fail(const char *what, const char *detail)
-{
-    fprintf(stderr, "fuzz_csv: invariant broken: %s%s%s\n", what, detail ? ": " : "",
-            detail ? detail : "");
-    abort();
-}
-
-static void check_error(const srv_err *e)
-{
-    int st = err_http_status(e->code);
-    if (e->code == ERR_NONE || st < 400 || st > 499)
-        fuzz_fail("csvload", "failure without a 4xx code");
-    if (!memchr(e->msg, '\0', sizeof e->msg) || e->msg[0] == '\0')
-        fuzz_fail("csvload", "empty or unterminated error message");
-    json_t *j = err_to_json(e);
-    if (!j)
-        fuzz_fail("csvload: err_to_json failed (message not valid UTF-8?)", e->msg);
-    json_decref(j);
-}
-
-static void check_data(const ds_data *d)
-{
-    if (!d || d->rows == 0 || d->features == 0 || !d->X)
-        fuzz_fail("csvload", "empty data set accepted");
-    if (d->features > g_lim.max_features || (uint64_t)d->rows * d->features > g_lim.max_cells)
-        fuzz_fail("csvload", "data set over the limits");
-    for (size_t i = 0; i < (size_t)d->rows * d->features; i++)
-        if (!isfinite(d->X[i]))
-            fuzz_fail("csvload", "non-finite feature accepted");
-    if (d->target_width > 0) {
-        if (!d->Y || d->labels)
-            fuzz_fail("csvload", "numeric target without Y");
-        for (size_t i = 0; i < (size_t)d->rows * d->target_width; i++)
-            if (!isfinite(d->Y[i]))
-                fuzz_fail("csvload", "non-finite target accepted");
-    } else {
-        if (!d->labels || !d->class_names || d->n_classes == 0 ||
-            d->n_classes > g_lim.max_classes)
-            fuzz_fail("csvload", "class column without labels, names or within limits");
-        for (uint32_t i = 0; i < d->rows; i++)
-            if (d->labels[i] < 0 || (uint32_t)d->labels[i] >= d->n_classes)
-                fuzz_fail("csvload", "label index out of range");
-        for (uint32_t i = 0; i < d->n_classes; i++)
-            if (!d->class_names[i] || !d->class_names[i][0])
-                fuzz_fail("csvload", "NULL or empty class name");
-    }
-}
 
 /* One run of the loader over csv[0..n) cut into chunks; seed 0 = whole. */
 static int load(const char *label, const uint8_t *csv, size_t n, unsigned seed, ds_data **out,
@@ -112,7 +45,7 @@ static int load(const char *label, const uint8_t *csv, size_t n, unsigned seed, 
     *out = NULL;
     memset(e, 0, sizeof *e);
     if (csvload_begin(label, &g_lim, &c, e) != 0) {
-        check_error(e);
+        fuzz_check_error("csvload", e);
         return -1;
     }
     int failed = 0;
@@ -132,7 +65,7 @@ static int load(const char *label, const uint8_t *csv, size_t n, unsigned seed, 
         }
         srv_err fe = {0};
         if (csvload_feed(c, (const char *)csv + off, len, &fe) != 0) {
-            check_error(&fe);
+            fuzz_check_error("csvload", &fe);
             if (!failed)
                 *e = fe;
             failed = 1;
@@ -149,10 +82,10 @@ static int load(const char *label, const uint8_t *csv, size_t n, unsigned seed, 
     if (failed) {
         /* http.c answers with the feed error and never calls finish. */
     } else if (csvload_finish(c, out, e) == 0) {
-        check_data(*out);
+        fuzz_check_data("csvload", *out, &g_lim, 1);
         rc = 0;
     } else {
-        check_error(e);
+        fuzz_check_error("csvload", e);
         if (*out)
             fuzz_fail("csvload_finish", "failed but set *out");
     }
@@ -160,29 +93,12 @@ static int load(const char *label, const uint8_t *csv, size_t n, unsigned seed, 
     return rc;
 }
 
-static int same_data(const ds_data *a, const ds_data *b)
-{
-    if (a->rows != b->rows || a->features != b->features || a->target_width != b->target_width ||
-        a->n_classes != b->n_classes)
-        return 0;
-    if (memcmp(a->X, b->X, (size_t)a->rows * a->features * sizeof *a->X) != 0)
-        return 0;
-    if (a->target_width)
-        return memcmp(a->Y, b->Y, (size_t)a->rows * a->target_width * sizeof *a->Y) == 0;
-    if (memcmp(a->labels, b->labels, (size_t)a->rows * sizeof *a->labels) != 0)
-        return 0;
-    for (uint32_t i = 0; i < a->n_classes; i++)
-        if (strcmp(a->class_names[i], b->class_names[i]) != 0)
-            return 0;
-    return 1;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
     unsigned seed = data[0] | 0x100u; /* never 0: 0 means "one chunk" */
-    g_lim = (data[0] & 1) ? g_tight : g_loose;
+    g_lim = *fuzz_limits_for(data[0] & 1);
     data++;
     size--;
 
@@ -205,7 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = load(label, data, size, seed, &chunked, &ec);
     if (rw != rc)
         fuzz_fail("csvload: chunking changes the outcome", rw == 0 ? ec.msg : ew.msg);
-    if (rw == 0 && !same_data(whole, chunked))
+    if (rw == 0 && !fuzz_same_data(whole, chunked))
         fuzz_fail("csvload", "chunking changes the data set");
     if (rw != 0 && (ew.code != ec.code || strcmp(ew.msg, ec.msg) != 0)) {
         fprintf(stderr, "whole:   %s\nchunked: %s\n", ew.msg, ec.msg);

@@ -19,11 +19,12 @@
  *     the same params;
  *   - decoded data sets have the shapes they claim and go through fit.c.
  *
- * Limits are the defaults shrunk, so no input can ask for a legitimately
- * huge allocation; libFuzzer's -malloc_limit_mb then catches any
- * allocation a limit should have stopped.  Inputs of odd length use a
- * second, tight set, so every limit (columns, cells, classes, rows,
- * parameters) can be crossed by an input of a few hundred bytes.
+ * Limits are the defaults shrunk (fuzz_limits in fuzz_common.h, shared by
+ * the decoder harnesses), so no input can ask for a legitimately huge
+ * allocation; libFuzzer's -malloc_limit_mb then catches any allocation a
+ * limit should have stopped.  Inputs of odd length use the second, tight
+ * set, so every limit (columns, cells, classes, rows, parameters) can be
+ * crossed by an input of a few hundred bytes.
  */
 #include <jansson.h>
 #include <math.h>
@@ -32,115 +33,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "fuzz_json_bodies"
 #include "bp.h"
 #include "decode/dataset.h"
 #include "decode/decode.h"
-#include "errors.h"
 #include "decode/fit.h"
-#include "srv_limits.h"
+#include "fuzz_common.h"
 #include "store/canon.h"
 
 /* Largest model the harness instantiates (weights + predict). */
 #define FUZZ_MAX_CREATE_PARAMS 20000u
 
-static srv_limits g_loose, g_tight;
-/* The set in force for the current input. */
+/* The limits in force for the current input. */
 static srv_limits g_lim;
 
-static void fuzz_fail(const char *what, const char *detail)
-{
-    fprintf(stderr, "fuzz_json_bodies: invariant broken: %s%s%s\n", what,
-            detail ? ": " : "", detail ? detail : "");
-    abort();
-}
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    /* Small enough that nothing an input is allowed to ask for is large,
-     * yet every rule still has room on both sides of it. */
-    limits_default(&g_loose);
-    g_loose.max_layers = 8;
-    g_loose.max_units = 512;
-    g_loose.max_params = 200000;
-    g_loose.max_features = 256;
-    g_loose.max_cells = 1u << 16;
-    g_loose.max_classes = 64;
-    g_loose.max_epochs = 1000;
-    g_loose.max_batch = 1024;
-    g_loose.max_predict_rows = 1024;
-    g_loose.max_body = 1u << 20;
-
-    g_tight = g_loose;
-    g_tight.max_layers = 3;
-    g_tight.max_units = 20;
-    g_tight.max_params = 150;
-    g_tight.max_features = 6;
-    g_tight.max_cells = 24;
-    g_tight.max_classes = 3;
-    /* Below the documented defaults (epochs 10, batch_size 32, step_size
-     * 10), which decode_job clamps to the limits. */
-    g_tight.max_epochs = 5;
-    g_tight.max_batch = 8;
-    g_tight.max_predict_rows = 5;
-    return 0;
-}
-
-/* A decoder failed: the error must be one the API can answer with. */
-static void check_error(const char *who, const srv_err *e)
-{
-    int st = err_http_status(e->code);
-    if (e->code == ERR_NONE || st < 400 || st > 499)
-        fuzz_fail(who, "failure without a 4xx code");
-    if (memchr(e->msg, '\0', sizeof e->msg) == NULL)
-        fuzz_fail(who, "error message not NUL-terminated");
-    if (e->msg[0] == '\0')
-        fuzz_fail(who, "empty error message");
-    json_t *j = err_to_json(e);
-    if (!j)
-        fuzz_fail(who, "err_to_json failed (message not valid UTF-8?)");
-    char *s = json_dumps(j, JSON_COMPACT);
-    if (!s)
-        fuzz_fail(who, "error body does not serialize");
-    free(s);
-    json_decref(j);
-}
-
-static void check_data(const char *who, const ds_data *d)
-{
-    if (!d || d->rows == 0 || d->features == 0 || !d->X)
-        fuzz_fail(who, "empty data set accepted");
-    if ((uint64_t)d->rows * d->features > g_lim.max_cells)
-        fuzz_fail(who, "data set over max_cells");
-    if (d->features > g_lim.max_features)
-        fuzz_fail(who, "data set over max_features");
-    for (size_t i = 0; i < (size_t)d->rows * d->features; i++)
-        if (!isfinite(d->X[i]))
-            fuzz_fail(who, "non-finite feature accepted");
-    if (d->target_width > 0) {
-        if (!d->Y || d->labels)
-            fuzz_fail(who, "numeric targets without Y");
-        for (size_t i = 0; i < (size_t)d->rows * d->target_width; i++)
-            if (!isfinite(d->Y[i]))
-                fuzz_fail(who, "non-finite target accepted");
-    } else {
-        if (!d->labels || d->Y || d->n_classes == 0)
-            fuzz_fail(who, "labels without label array or classes");
-        if (d->n_classes > g_lim.max_classes)
-            fuzz_fail(who, "more classes than max_classes");
-        for (uint32_t i = 0; i < d->rows; i++)
-            if (d->labels[i] < 0 || (uint32_t)d->labels[i] >= d->n_classes)
-                fuzz_fail(who, "label index out of range");
-        if (d->class_names)
-            for (uint32_t i = 0; i < d->n_classes; i++)
-                if (!d->class_names[i])
-                    fuzz_fail(who, "NULL class name");
-    }
-}
 
 /* Runs fit.c against a few output layers sized from the data itself, so the
  * accepting paths (one-hot, 0/1, dense) are reached, not only the 422s. */
@@ -171,13 +78,13 @@ static void exercise_fit(const ds_data *d)
         if (bp_arch_check(&arch, aerr, sizeof aerr) != BP_OK)
             continue; /* the daemon only fits to architectures decode_model accepted */
         if (fit_check(&sh, &arch, &e) != 0) {
-            check_error("fit_check", &e);
+            fuzz_check_error("fit_check", &e);
             continue;
         }
         float *Y = NULL;
         memset(&e, 0, sizeof e);
         if (fit_targets(d, &arch, &Y, &e) != 0) {
-            check_error("fit_targets after fit_check passed", &e);
+            fuzz_check_error("fit_targets after fit_check passed", &e);
             continue;
         }
         if (!Y)
@@ -285,7 +192,7 @@ static void exercise_job_params(const json_t *params, const ds_data *inline_d)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
-    g_lim = (size & 1) ? g_tight : g_loose;
+    g_lim = *fuzz_limits_for(size & 1);
     json_t *body = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
     if (!body)
         return 0;
@@ -304,7 +211,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             exercise_model_spec(spec);
             json_decref(spec);
         } else {
-            check_error("decode_model", &e);
+            fuzz_check_error("decode_model", &e);
         }
     }
 
@@ -316,11 +223,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (decode_dataset(body, &g_lim, name, &d, &e) == 0) {
             if (!name_valid(name))
                 fuzz_fail("decode_dataset", "invalid name accepted");
-            check_data("decode_dataset", d);
+            fuzz_check_data("decode_dataset", d, &g_lim, 0);
             exercise_fit(d);
             ds_data_free(d);
         } else {
-            check_error("decode_dataset", &e);
+            fuzz_check_error("decode_dataset", &e);
         }
     }
 
@@ -333,14 +240,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!params)
                 fuzz_fail("decode_job", "success without params");
             if (inline_d) {
-                check_data("decode_job data", inline_d);
+                fuzz_check_data("decode_job data", inline_d, &g_lim, 0);
                 exercise_fit(inline_d);
             }
             exercise_job_params(params, inline_d);
             json_decref(params);
             ds_data_free(inline_d);
         } else {
-            check_error("decode_job", &e);
+            fuzz_check_error("decode_job", &e);
         }
     }
 
@@ -358,7 +265,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     fuzz_fail("decode_predict", "non-finite input accepted");
             free(X);
         } else {
-            check_error("decode_predict", &e);
+            fuzz_check_error("decode_predict", &e);
         }
     }
 

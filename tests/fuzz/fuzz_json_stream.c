@@ -19,71 +19,21 @@
  *   then     the body, run once for each of the four body kinds
  */
 #include <jansson.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "fuzz_json_stream"
 #include "decode/dataset.h"
 #include "decode/decode.h"
-#include "errors.h"
+#include "fuzz_common.h"
 #include "json/jsonstream.h"
-#include "srv_limits.h"
 
-static srv_limits g_loose, g_tight, g_lim;
+/* The limits in force for the current input. */
+static srv_limits g_lim;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    limits_default(&g_loose);
-    g_loose.max_layers = 8;
-    g_loose.max_units = 512;
-    g_loose.max_params = 200000;
-    g_loose.max_features = 256;
-    g_loose.max_cells = 1u << 16;
-    g_loose.max_classes = 64;
-    g_loose.max_epochs = 1000;
-    g_loose.max_batch = 1024;
-    g_loose.max_predict_rows = 1024;
-    g_loose.max_body = 1u << 20;
-
-    g_tight = g_loose;
-    g_tight.max_layers = 3;
-    g_tight.max_units = 20;
-    g_tight.max_params = 150;
-    g_tight.max_features = 6;
-    g_tight.max_cells = 24;
-    g_tight.max_classes = 3;
-    g_tight.max_epochs = 5; /* below the defaults, which decode_job clamps */
-    g_tight.max_batch = 8;
-    g_tight.max_predict_rows = 5;
-    return 0;
-}
-
-static void fuzz_fail(const char *what, const char *detail)
-{
-    fprintf(stderr, "fuzz_json_stream: invariant broken: %s%s%s\n", what, detail ? ": " : "",
-            detail ? detail : "");
-    abort();
-}
-
-static void check_error(const char *who, const srv_err *e)
-{
-    int st = err_http_status(e->code);
-    if (e->code == ERR_NONE || st < 400 || st > 499)
-        fuzz_fail(who, "failure without a 4xx code");
-    if (!memchr(e->msg, '\0', sizeof e->msg) || e->msg[0] == '\0')
-        fuzz_fail(who, "empty or unterminated error message");
-    json_t *j = err_to_json(e);
-    if (!j)
-        fuzz_fail(who, "err_to_json failed (message not valid UTF-8?)");
-    json_decref(j);
-}
 
 /* ---- the two ways in ------------------------------------------------------ */
 
@@ -114,7 +64,7 @@ static int read_streamed(js_body kind, const uint8_t *body, size_t n, unsigned s
     int rc = jsonstream_finish(s, res, e);
     jsonstream_free(s);
     if (rc != 0) {
-        check_error("jsonstream_finish", e);
+        fuzz_check_error("jsonstream_finish", e);
         if (res->tree)
             fuzz_fail("jsonstream_finish", "failed but left a tree");
         return -1;
@@ -150,26 +100,6 @@ static json_t *read_whole(const uint8_t *body, size_t n, srv_err *e)
 }
 
 /* ---- comparing results ---------------------------------------------------- */
-
-static int same_data(const ds_data *a, const ds_data *b)
-{
-    if (!a || !b)
-        return a == b;
-    if (a->rows != b->rows || a->features != b->features || a->target_width != b->target_width ||
-        a->n_classes != b->n_classes || !a->class_names != !b->class_names)
-        return 0;
-    if (memcmp(a->X, b->X, (size_t)a->rows * a->features * sizeof *a->X) != 0)
-        return 0;
-    if (a->target_width)
-        return memcmp(a->Y, b->Y, (size_t)a->rows * a->target_width * sizeof *a->Y) == 0;
-    if (memcmp(a->labels, b->labels, (size_t)a->rows * sizeof *a->labels) != 0)
-        return 0;
-    if (a->class_names)
-        for (uint32_t i = 0; i < a->n_classes; i++)
-            if (strcmp(a->class_names[i], b->class_names[i]) != 0)
-                return 0;
-    return 1;
-}
 
 static void agree(const char *who, int rs, const srv_err *es, int rw, const srv_err *ew)
 {
@@ -222,7 +152,7 @@ static void run_kind(js_body kind, const uint8_t *body, size_t n, unsigned seed)
             rs = decode_dataset_streamed(res.tree, &res, &g_lim, na, &a, &ds);
             rw = decode_dataset(whole, &g_lim, nb, &b, &dw);
             agree("decode_dataset", rs, &ds, rw, &dw);
-            if (rs == 0 && (strcmp(na, nb) != 0 || !same_data(a, b)))
+            if (rs == 0 && (strcmp(na, nb) != 0 || !fuzz_same_data(a, b)))
                 fuzz_fail("decode_dataset", "data sets differ");
             ds_data_free(a);
             ds_data_free(b);
@@ -234,7 +164,7 @@ static void run_kind(js_body kind, const uint8_t *body, size_t n, unsigned seed)
             rs = decode_job_streamed(res.tree, &res, &g_lim, &a, &da, &ds);
             rw = decode_job(whole, &g_lim, &b, &db, &dw);
             agree("decode_job", rs, &ds, rw, &dw);
-            if (rs == 0 && (!json_equal(a, b) || !same_data(da, db)))
+            if (rs == 0 && (!json_equal(a, b) || !fuzz_same_data(da, db)))
                 fuzz_fail("decode_job", "params or inline data differ");
             json_decref(a);
             json_decref(b);
@@ -257,7 +187,7 @@ static void run_kind(js_body kind, const uint8_t *body, size_t n, unsigned seed)
         }
         }
         if (rs != 0)
-            check_error("decoder (streamed)", &ds);
+            fuzz_check_error("decoder (streamed)", &ds);
     } else if (rs != 0 && rw == 0) {
         /* The stream refused what jansson read: only a data limit or shape
          * it checks while reading may do that, and then the plain decoder
@@ -306,7 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2) /* http.c answers an empty body itself */
         return 0;
     unsigned seed = data[0] | 0x100u;
-    g_lim = (data[0] & 1) ? g_tight : g_loose;
+    g_lim = *fuzz_limits_for(data[0] & 1);
     const js_body kinds[] = {JS_BODY_MODEL, JS_BODY_DATASET, JS_BODY_JOB, JS_BODY_PREDICT};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
         run_kind(kinds[k], data + 1, size - 1, seed);

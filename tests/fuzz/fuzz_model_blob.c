@@ -19,16 +19,12 @@
 #include <string.h>
 #include <zlib.h>
 
+#define FUZZ_NAME "fuzz_model_blob"
 #include "bp.h"
+#include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void fuzz_fail(const char *what, const char *detail)
-{
-    fprintf(stderr, "fuzz_model_blob: invariant broken: %s%s%s\n", what, detail ? ": " : "",
-            detail ? detail : "");
-    abort();
-}
 
 static int same_model(const bp_model *a, const bp_model *b)
 {

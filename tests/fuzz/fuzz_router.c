@@ -20,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "fuzz_router"
 #include "http/router.h"
+#include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,12 +30,6 @@ static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE",
                                       "PATCH", "OPTIONS", "TRACE", "CONNECT", "", "get"};
 #define N_METHODS (sizeof methods / sizeof methods[0])
 
-static void fuzz_fail(const char *what, const char *detail)
-{
-    fprintf(stderr, "fuzz_router: invariant broken: %s%s%s\n", what, detail ? ": " : "",
-            detail ? detail : "");
-    abort();
-}
 
 /* Is `m` one of the comma-separated methods of `allow`? */
 static int allow_has(const char *allow, const char *m)
