@@ -19,6 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "util_server.h"
 
@@ -391,6 +397,42 @@ static inline void it_start_slow_job(const char *model, char *id, size_t cap)
 static inline int it_contains(const char *hay, const char *needle)
 {
     return hay && strstr(hay, needle) != NULL;
+}
+
+
+/* Sends raw bytes to td on a fresh connection, reads what comes back until
+ * the daemon closes it or a second (scaled) passes (into buf, may be NULL),
+ * and closes.  For what libcurl will not send: broken framing, garbage. */
+static inline void td_raw(const test_daemon *td, const char *bytes, size_t len, char *buf,
+                          size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)td->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    double wait = test_seconds(1.0);
+    struct timeval tv = {(time_t)wait, (suseconds_t)((wait - (double)(time_t)wait) * 1e6)};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = send(fd, bytes + off, len - off, MSG_NOSIGNAL);
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    shutdown(fd, SHUT_WR);
+    size_t got = 0;
+    if (buf) {
+        while (got + 1 < cap) {
+            ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        buf[got] = '\0';
+    }
+    close(fd);
 }
 
 #endif

@@ -68,60 +68,28 @@ Test(errors, malformed_json_is_invalid_json_400)
     ts_resp_free(&r);
 }
 
-/* Sends raw bytes on a fresh connection, reads what comes back within a
- * second (into buf, may be empty) and closes. */
-static void raw_exchange(const char *bytes, size_t len, char *buf, size_t cap)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)D.port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    struct timeval tv = {1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = send(fd, bytes + off, len - off, MSG_NOSIGNAL);
-        if (n <= 0)
-            break;
-        off += (size_t)n;
-    }
-    shutdown(fd, SHUT_WR);
-    size_t got = 0;
-    if (buf) {
-        while (got + 1 < cap) {
-            ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
-            if (n <= 0)
-                break;
-            got += (size_t)n;
-        }
-        buf[got] = '\0';
-    }
-    close(fd);
-}
-
 Test(errors, hostile_input_leaves_the_daemon_healthy)
 {
     /* spec (preamble): "the daemon never crashes on input" */
     char buf[2048];
     const char *abort_upload = "POST /v1/models HTTP/1.1\r\nHost: x\r\nContent-Type: "
                                "application/json\r\nContent-Length: 100000\r\n\r\n{\"name\":";
-    raw_exchange(abort_upload, strlen(abort_upload), NULL, 0);
+    td_raw(&D, abort_upload, strlen(abort_upload), NULL, 0);
     cr_assert(ts_healthy(&D), "unhealthy after an aborted upload");
 
     const char *abort_csv = "POST /v1/datasets?name=half HTTP/1.1\r\nHost: x\r\nContent-Type: "
                             "text/csv\r\nTransfer-Encoding: chunked\r\n\r\n10\r\na,b,y\n1,2,x\n3,";
-    raw_exchange(abort_csv, strlen(abort_csv), NULL, 0);
+    td_raw(&D, abort_csv, strlen(abort_csv), NULL, 0);
     cr_assert(ts_healthy(&D), "unhealthy after an aborted CSV upload");
     get_expect_404("/v1/datasets/half");
 
     const char *garbage = "\x01\x02GARBAGE / NOT-HTTP\r\n\r\n";
-    raw_exchange(garbage, strlen(garbage), buf, sizeof buf);
+    td_raw(&D, garbage, strlen(garbage), buf, sizeof buf);
     cr_assert(ts_healthy(&D), "unhealthy after garbage");
 
     const char *bad_chunk = "POST /v1/models HTTP/1.1\r\nHost: x\r\nContent-Type: "
                             "application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n";
-    raw_exchange(bad_chunk, strlen(bad_chunk), buf, sizeof buf);
+    td_raw(&D, bad_chunk, strlen(bad_chunk), buf, sizeof buf);
     cr_assert(ts_healthy(&D), "unhealthy after a bad chunk");
 
     /* nesting far deeper than any parser allows */
