@@ -363,3 +363,189 @@ Test(faults, started_on_a_read_only_database_serves_reads, .disabled = true)
     free(pred);
     free(snap);
 }
+
+/* ---- recovery without a restart (issue 9) ---- */
+
+/* A job of n epochs on iris with batch size 1: about 120 steps an epoch. */
+static void start_iris_job(const char *model, int epochs, char *id, size_t cap)
+{
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"model\":\"%s\",\"dataset\":\"iris\",\"epochs\":%d,\"batch_size\":1,"
+             "\"optimizer\":{\"type\":\"sgd\",\"learning_rate\":0.001}}",
+             model, epochs);
+    it_create_job(body, id, cap);
+}
+
+/* Seconds a job took, from its started_at and finished_at. */
+static double job_seconds(const json_t *job)
+{
+    int h0, m0, h1, m1;
+    double s0, s1;
+    if (sscanf(ts_json_str(job, "started_at") + 11, "%d:%d:%lf", &h0, &m0, &s0) != 3 ||
+        sscanf(ts_json_str(job, "finished_at") + 11, "%d:%d:%lf", &h1, &m1, &s1) != 3)
+        return 0;
+    double d = (h1 - h0) * 3600.0 + (m1 - m0) * 60.0 + (s1 - s0);
+    return d < 0 ? d + 86400.0 : d;
+}
+
+static int log_has(const char *needle)
+{
+    char *log = test_daemon_log_tail(&D, 1 << 20);
+    int found = log && strstr(log, needle) != NULL;
+    free(log);
+    return found;
+}
+
+Test(faults, a_job_that_ends_on_a_full_disk_succeeds_once_there_is_room)
+{
+    mount_tmpfs("16m");
+    char db[200], filler[200], id[128];
+    snprintf(db, sizeof db, "%s/x.db", mnt);
+    snprintf(filler, sizeof filler, "%s/filler", mnt);
+    start_on(db);
+    it_upload_iris("iris");
+    it_create_iris_model("iris");
+
+    /* Size the job from a short run: about 3 s of training. */
+    start_iris_job("iris", 50, id, sizeof id);
+    json_t *job = it_wait_job(id, "succeeded", 60);
+    double per_epoch = job_seconds(job) / 50;
+    json_decref(job);
+    int epochs = per_epoch > 0 ? (int)(3.0 / per_epoch) : 2000;
+    epochs = epochs < 200 ? 200 : epochs > 4000 ? 4000 : epochs;
+
+    start_iris_job("iris", epochs, id, sizeof id);
+    json_decref(it_wait_job(id, "running", 30));
+    checkpoint_truncate(db);
+    fill_disk(filler);
+
+    /* Training ends while the disk is full: the version cannot be stored. */
+    double until = ts_now() + test_seconds(60);
+    while (!log_has("could not store the trained version") && ts_now() < until)
+        usleep(50000);
+    cr_assert(log_has("could not store the trained version"),
+              "the job never reached its final write on the full disk (sized %d epochs)", epochs);
+    ts_resp r;
+    it_get("/readyz", &r);
+    cr_expect_eq(r.status, 503, "not ready while the disk is full: %s", r.body);
+    cr_expect(it_contains(ts_error_message(&r), "full"), "%s", r.body);
+    ts_resp_free(&r);
+    usleep(500000);
+    job = td_job(&D, id);
+    cr_expect_str_eq(ts_json_str(job, "status"), "running", "waiting for room, not failed");
+    json_decref(job);
+
+    /* Room again: the same daemon stores the version by itself. */
+    cr_assert_eq(unlink(filler), 0);
+    job = it_wait_job(id, "succeeded", 30);
+    cr_expect_eq(json_integer_value(json_object_get(job, "model_version")), 2, "%s",
+                 json_dumps(job, 0));
+    json_decref(job);
+    it_get("/readyz", &r);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    ts_resp_free(&r);
+
+    /* Every epoch's row is there once, those of the full stretch too. */
+    char path[200];
+    snprintf(path, sizeof path, "/v1/jobs/%s/metrics", id);
+    it_get(path, &r);
+    json_t *rows = json_object_get(r.json, "epochs");
+    cr_expect_eq(json_array_size(rows), (size_t)epochs, "metrics rows after the full disk");
+    for (size_t i = 0; i < json_array_size(rows); i++)
+        if (json_integer_value(json_object_get(json_array_get(rows, i), "epoch")) != (json_int_t)i + 1) {
+            cr_expect_fail("row %zu is epoch %lld", i,
+                           (long long)json_integer_value(json_object_get(json_array_get(rows, i), "epoch")));
+            break;
+        }
+    ts_resp_free(&r);
+    /* The warnings came once, then counted, not one per epoch. */
+    char *log = test_daemon_log_tail(&D, 1 << 20);
+    int lines = 0;
+    for (const char *p = log; p && (p = strstr(p, "could not record epochs")); p++)
+        lines++;
+    free(log);
+    cr_expect_leq(lines, 3, "%d warnings about the epoch rows", lines);
+    it_stop_ok();
+    it_expect_db_intact(db);
+}
+
+Test(faults, cancel_stops_a_running_job_while_the_disk_is_full)
+{
+    mount_tmpfs("16m");
+    char db[200], filler[200], id[128], path[200];
+    snprintf(db, sizeof db, "%s/x.db", mnt);
+    snprintf(filler, sizeof filler, "%s/filler", mnt);
+    start_on(db);
+    it_create_slow_model("slow");
+    it_start_slow_job("slow", id, sizeof id);
+    checkpoint_truncate(db);
+    fill_disk(filler);
+
+    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+    ts_resp r;
+    it_post(path, NULL, &r);
+    cr_expect_eq(r.status, 202, "cancel must not need a write: %s", r.body);
+    ts_resp_free(&r);
+    /* It stops at once (its epoch no longer moves), and ends cancelled
+     * as soon as the status can be written. */
+    usleep(300000);
+    json_t *a = td_job(&D, id);
+    usleep(500000);
+    json_t *b = td_job(&D, id);
+    cr_expect_eq(json_integer_value(json_object_get(a, "epoch")),
+                 json_integer_value(json_object_get(b, "epoch")), "still training after cancel");
+    json_decref(a);
+    json_decref(b);
+    cr_assert_eq(unlink(filler), 0);
+    json_decref(it_wait_job(id, "cancelled", 30));
+    it_stop_ok();
+}
+
+/* FS_IOC_SETFLAGS on the database files: chattr +i / -i. */
+static int set_immutable(const char *path, int on)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "chattr %ci '%s' 2>/dev/null", on ? '+' : '-', path);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+Test(faults, writes_work_again_once_a_read_only_file_is_writable)
+{
+    it_start(NULL);
+    char wal[400];
+    snprintf(wal, sizeof wal, "%s-wal", D.db);
+    it_post_ok("/v1/models", small_model, 201);
+    if (set_immutable(D.db, 1) != 0)
+        cr_skip_test("chattr +i is not available here (needs root and e2fsprogs)");
+    set_immutable(wal, 1);
+
+    ts_resp r;
+    it_post("/v1/models", "{\"name\":\"m2\",\"inputs\":2,\"layers\":[{\"units\":1,"
+                          "\"activation\":\"linear\"}],\"loss\":\"mse\"}",
+            &r);
+    cr_expect_eq(r.status, 503, "%s", r.body);
+    ts_resp_free(&r);
+    it_get("/readyz", &r);
+    cr_expect_eq(r.status, 503, "%s", r.body);
+    cr_expect(it_contains(ts_error_message(&r), "cannot be written"), "%s", r.body);
+    ts_resp_free(&r);
+
+    set_immutable(wal, 0);
+    set_immutable(D.db, 0);
+    double until = ts_now() + test_seconds(5);
+    long status = 0;
+    do {
+        it_post("/v1/models", "{\"name\":\"m2\",\"inputs\":2,\"layers\":[{\"units\":1,"
+                              "\"activation\":\"linear\"}],\"loss\":\"mse\"}",
+                &r);
+        status = r.status;
+        ts_resp_free(&r);
+        if (status != 201)
+            usleep(100000);
+    } while (status != 201 && ts_now() < until);
+    cr_expect_eq(status, 201, "writes still refused after the fault was undone");
+    it_get("/readyz", &r);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    ts_resp_free(&r);
+}
