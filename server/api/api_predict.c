@@ -22,6 +22,7 @@
 #include "decode/decode.h"
 #include "json/jsonstream.h"
 #include "json/jsonx.h"
+#include "utf8.h"
 
 static_assert(sizeof(bp_real) == sizeof(float), "decode_predict yields floats: bp_real must be float");
 
@@ -311,30 +312,6 @@ static void sb_real(sbuf *b, double x)
     b->len += (size_t)n;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-    unsigned c = s[0];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) { n = 2; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { n = 3; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { n = 4; cp = c & 0x07; }
-    else return 0;
-    if (left < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return n;
-}
-
 /* A JSON string: quotes, backslashes and control characters escaped as
  * jansson does; bytes that are not UTF-8 become U+FFFD so the body stays
  * valid JSON whatever a class name holds. */
@@ -369,7 +346,7 @@ static void sb_str(sbuf *b, const char *str)
             }
             i++;
         } else {
-            size_t n = utf8_seq(s + i, len - i);
+            size_t n = bp_utf8_seq(s + i, len - i);
             if (n == 0) {
                 memcpy(o, "\xEF\xBF\xBD", 3); /* U+FFFD, 3 bytes <= 6 reserved */
                 o += 3;

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 json_t *jsonx_real(double x)
 {
     /* json_real() returns NULL for NaN/Inf; null is the only honest JSON. */
@@ -54,40 +56,6 @@ void jsonx_now(char *buf, size_t len)
              (char)('0' + ms % 10));
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the byte at s
- * does not start one.  Rejects overlongs, surrogates and > U+10FFFF, as
- * jansson does. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-    unsigned c = s[0];
-    size_t n, i;
-    uint32_t cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0; /* also stops at the terminating NUL */
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 json_t *jsonx_string(const char *s)
 {
     const unsigned char *p;
@@ -102,8 +70,9 @@ json_t *jsonx_string(const char *s)
         return j;
     /* Invalid UTF-8: rebuild with U+FFFD (3 bytes) for every bad byte. */
     len = strlen(s);
+    const unsigned char *end = (const unsigned char *)s + len;
     for (p = (const unsigned char *)s; *p; p += n ? n : 1) {
-        n = utf8_seq_len(p);
+        n = bp_utf8_seq(p, (size_t)(end - p));
         if (!n)
             bad++;
     }
@@ -113,7 +82,7 @@ json_t *jsonx_string(const char *s)
         return NULL;
     w = buf;
     for (p = (const unsigned char *)s; *p;) {
-        n = utf8_seq_len(p);
+        n = bp_utf8_seq(p, (size_t)(end - p));
         if (n) {
             memcpy(w, p, n);
             w += n;
@@ -134,6 +103,7 @@ size_t jsonx_escape(char *out, size_t cap, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)(s ? s : "");
+    const unsigned char *end = p + strlen((const char *)p);
     size_t w = 0;
 
     if (cap < 3) {
@@ -167,7 +137,7 @@ size_t jsonx_escape(char *out, size_t cap, const char *s)
         } else if (c < 0x80) {
             tmp[n++] = (char)c;
         } else {
-            adv = utf8_seq_len(p);
+            adv = bp_utf8_seq(p, (size_t)(end - p));
             if (adv) {
                 memcpy(tmp, p, adv);
                 n = adv;
