@@ -155,14 +155,16 @@ Test(utf8, four_byte_inputs_as_rfc3629)
         for (unsigned b = 0; b < 256; b++)
             for (size_t i = 0; i < sizeof edge; i++)
                 for (size_t j = 0; j < sizeof edge; j++) {
-                    s[0] = (unsigned char)a, s[1] = (unsigned char)b, s[2] = edge[i], s[3] = edge[j];
+                    s[0] = (unsigned char)a, s[1] = (unsigned char)b;
+                    s[2] = edge[i], s[3] = edge[j];
                     size_t want = rfc3629_len(s, 4);
                     if (bp_utf8_seq(s, 4) != want && bad++ < 5)
                         cr_expect_fail("%02X %02X %02X %02X: %zu, expected %zu", a, b, edge[i],
                                        edge[j], bp_utf8_seq(s, 4), want);
                     int valid = rfc3629_valid(s, 4);
                     if (bp_utf8_valid((const char *)s, 4) != valid && bad++ < 5)
-                        cr_expect_fail("%02X %02X %02X %02X: bp_utf8_valid", a, b, edge[i], edge[j]);
+                        cr_expect_fail("%02X %02X %02X %02X: bp_utf8_valid", a, b, edge[i],
+                                       edge[j]);
                 }
     cr_expect_eq(bad, 0u, "%zu inputs differ", bad);
 }
