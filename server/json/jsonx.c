@@ -4,6 +4,7 @@
  * times, and strings that stay valid when the bytes they came from are not.
  */
 #include "json/jsonx.h"
+#include "json/jwrite.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -101,59 +102,5 @@ json_t *jsonx_string(const char *s)
 
 size_t jsonx_escape(char *out, size_t cap, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)(s ? s : "");
-    const unsigned char *end = p + strlen((const char *)p);
-    size_t w = 0;
-
-    if (cap < 3) {
-        if (cap)
-            out[0] = '\0';
-        return 0;
-    }
-    out[w++] = '"';
-    /* Keep room for the closing quote and the NUL. */
-    while (*p) {
-        char tmp[8];
-        size_t n = 0, adv = 1;
-        unsigned c = *p;
-        if (c == '"' || c == '\\') {
-            tmp[n++] = '\\';
-            tmp[n++] = (char)c;
-        } else if (c == '\n') {
-            tmp[n++] = '\\';
-            tmp[n++] = 'n';
-        } else if (c == '\t') {
-            tmp[n++] = '\\';
-            tmp[n++] = 't';
-        } else if (c == '\r') {
-            tmp[n++] = '\\';
-            tmp[n++] = 'r';
-        } else if (c < 0x20 || c == 0x7f) {
-            memcpy(tmp, "\\u00", 4);
-            tmp[4] = hex[c >> 4];
-            tmp[5] = hex[c & 15];
-            n = 6;
-        } else if (c < 0x80) {
-            tmp[n++] = (char)c;
-        } else {
-            adv = bp_utf8_seq(p, (size_t)(end - p));
-            if (adv) {
-                memcpy(tmp, p, adv);
-                n = adv;
-            } else {
-                memcpy(tmp, "\\ufffd", 6);
-                n = 6;
-                adv = 1;
-            }
-        }
-        if (w + n + 2 > cap)
-            break;
-        memcpy(out + w, tmp, n);
-        w += n;
-        p += adv;
-    }
-    out[w++] = '"';
-    out[w] = '\0';
-    return w;
+    return jw_escape(out, cap, s);
 }
