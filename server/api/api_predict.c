@@ -3,20 +3,20 @@
  *
  * A request is decoded, its model version taken from the cache (no
  * database read and no global lock on a hit), run through
- * bp_model_predict() in a per-thread scratch buffer that only grows, and
- * answered with a response written straight into one buffer: one pass
- * over the rows, no JSON tree, by the writers of jwrite.h: its reals
- * are byte-for-byte what jansson prints with JSONX_DUMP_FLAGS, so
- * clients see one format everywhere.
+ * bp_model_predict() in a per-thread scratch buffer that only grows (a
+ * spare, spare.h), and answered with a response written straight into one
+ * buffer by the writers of jwrite.h: one pass over the rows, no JSON tree,
+ * and reals byte-for-byte as jansson prints them with JSONX_DUMP_FLAGS,
+ * so clients see one format everywhere.
  */
 #include <assert.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
 #include "jobs/cache.h"
 #include "decode/decode.h"
+#include "http/spare.h"
 #include "json/jsonstream.h"
 #include "json/jwrite.h"
 
@@ -28,58 +28,50 @@ static_assert(sizeof(bp_real) == sizeof(float), "decode_predict yields floats: b
 
 /* ---- per-thread scratch ---------------------------------------------------- */
 
+/* The thread's scratch, a spare (spare.h): one malloc'd block, this header
+ * and then 4-byte cells for the predict scratch, the outputs and the class
+ * indices, so that free() frees all of it when the thread exits. */
 typedef struct {
-    bp_real *reals; /* predict scratch followed by the outputs */
-    size_t reals_cap;
-    uint32_t *classes;
-    size_t classes_cap;
-} predict_tls;
+    size_t cells;   /* cells after the header */
+    size_t pad_;    /* keeps the cells 16-byte aligned, as malloc's */
+} predict_scratch;
 
-static pthread_key_t tls_key;
-static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static_assert(sizeof(bp_real) == sizeof(uint32_t), "the scratch's cells hold reals and indices");
 
-static void tls_free(void *p)
+/* Room for n cells in *t (NULL: none yet), growing geometrically.  On
+ * failure *t is unchanged. */
+static int scratch_fit(predict_scratch **t, size_t n)
 {
-    predict_tls *t = p;
-    if (t) {
-        free(t->reals);
-        free(t->classes);
-        free(t);
-    }
-}
-
-static void tls_init(void)
-{
-    (void)pthread_key_create(&tls_key, tls_free);
-}
-
-static predict_tls *tls_get(void)
-{
-    pthread_once(&tls_once, tls_init);
-    predict_tls *t = pthread_getspecific(tls_key);
-    if (!t) {
-        t = calloc(1, sizeof *t);
-        if (t && pthread_setspecific(tls_key, t) != 0) {
-            free(t);
-            t = NULL;
-        }
-    }
-    return t;
-}
-
-/* Makes *buf hold at least n elements of size sz, growing geometrically. */
-static int tls_grow(void **buf, size_t *cap, size_t n, size_t sz)
-{
-    if (n <= *cap)
+    if (*t && n <= (*t)->cells)
         return 0;
-    size_t want = *cap ? *cap : 256;
+    size_t want = *t ? (*t)->cells : 256;
     while (want < n)
         want *= 2;
-    void *p = realloc(*buf, want * sz);
+    predict_scratch *p = realloc(*t, sizeof *p + want * sizeof(bp_real));
     if (!p)
         return -1;
-    *buf = p;
-    *cap = want;
+    p->cells = want;
+    *t = p;
+    return 0;
+}
+
+/* The request's buffers: nreals reals, then ncls class indices (*cls,
+ * NULL when none) - in the thread's scratch (*t, the caller gives it back)
+ * or, when too large to keep around, in *own (the caller frees it). */
+static int predict_buffers(size_t nreals, size_t ncls, predict_scratch **t, void **own,
+                           bp_real **reals, uint32_t **cls)
+{
+    size_t cells = nreals + ncls;
+    void *base = NULL;
+    if (cells * sizeof(bp_real) <= PREDICT_TLS_MAX) {
+        *t = spare_take(SPARE_PREDICT);
+        if (scratch_fit(t, cells) == 0)
+            base = *t + 1;
+    }
+    if (!base && !(base = *own = malloc((cells ? cells : 1) * sizeof(bp_real))))
+        return -1;
+    *reals = base;
+    *cls = ncls ? (uint32_t *)(*reals + nreals) : NULL;
     return 0;
 }
 
@@ -100,6 +92,50 @@ static void predict_fail(http_res *rs, err_code code, const char *fmt, const cha
     srv_err e;
     err_set(&e, code, fmt, a1);
     http_res_error(rs, &e);
+}
+
+/* The response: rows x nout outputs, and with cls (classifiers) the class
+ * indices and, when the model has them, their names. */
+static void predict_write(jw_buf *b, const char *name, const cache_entry *ent,
+                          const bp_real *out, uint32_t rows, uint32_t nout, const uint32_t *cls)
+{
+    const bp_model *m = ent->model;
+    uint32_t ncls = bp_model_n_classes(m);
+    jw_reserve(b, 96 + (size_t)rows * (2 + (size_t)nout * 17) + (cls ? (size_t)rows * 24 : 0));
+    JW_LIT(b, "{\"model\":\"");
+    jw_put(b, name, strlen(name)); /* a valid name needs no escaping */
+    JW_LIT(b, "\",\"version\":");
+    jw_u32(b, ent->version);
+    JW_LIT(b, ",\"outputs\":[");
+    for (uint32_t r = 0; r < rows; r++) {
+        if (r)
+            JW_LIT(b, ",");
+        jw_floats(b, out + (size_t)r * nout, nout);
+    }
+    JW_LIT(b, "]");
+    if (cls) {
+        JW_LIT(b, ",\"classes\":[");
+        for (uint32_t r = 0; r < rows; r++) {
+            if (r)
+                JW_LIT(b, ",");
+            jw_u32(b, cls[r]);
+        }
+        JW_LIT(b, "]");
+        if (ncls > 0) {
+            JW_LIT(b, ",\"labels\":[");
+            for (uint32_t r = 0; r < rows; r++) {
+                if (r)
+                    JW_LIT(b, ",");
+                const char *lab = cls[r] < ncls ? bp_model_class_name(m, cls[r]) : NULL;
+                if (lab)
+                    jw_str(b, lab);
+                else
+                    JW_LIT(b, "null");
+            }
+            JW_LIT(b, "]");
+        }
+    }
+    JW_LIT(b, "}");
 }
 
 void api_model_predict(app *a, const http_req *rq, http_res *rs)
@@ -134,36 +170,21 @@ void api_model_predict(app *a, const http_req *rq, http_res *rs)
     }
     const bp_model *m = ent->model;
     uint32_t nin = bp_model_inputs(m), nout = bp_model_outputs(m);
+    predict_scratch *t = NULL;
+    void *own = NULL;
     if (cols != nin) {
         err_set(&e, ERR_UNPROCESSABLE, "inputs have %u columns but model \"%s\" expects %u", cols,
                 name, nin);
         goto fail;
     }
 
-    /* scratch and outputs: the thread's buffers, or this request's own when
-     * it is too large to keep around */
     size_t nscratch = bp_predict_scratch_size(m, rows);
-    size_t nout_total = (size_t)rows * nout;
-    size_t nreals = nscratch + nout_total;
-    int classify = model_is_classifier(m);
-    bp_real *reals = NULL, *own_reals = NULL;
-    uint32_t *cls = NULL, *own_cls = NULL;
-    predict_tls *t = NULL;
-    if (nreals * sizeof(bp_real) <= PREDICT_TLS_MAX && (t = tls_get()) != NULL &&
-        tls_grow((void **)&t->reals, &t->reals_cap, nreals, sizeof(bp_real)) == 0 &&
-        (!classify || tls_grow((void **)&t->classes, &t->classes_cap, rows, sizeof(uint32_t)) == 0)) {
-        reals = t->reals;
-        cls = t->classes;
-    } else {
-        reals = own_reals = malloc((nreals ? nreals : 1) * sizeof(bp_real));
-        if (classify)
-            cls = own_cls = malloc((rows ? rows : 1) * sizeof(uint32_t));
-        if (!reals || (classify && !cls)) {
-            free(own_reals);
-            free(own_cls);
-            err_set(&e, ERR_INTERNAL, "out of memory for %u rows", rows);
-            goto fail;
-        }
+    size_t nreals = nscratch + (size_t)rows * nout;
+    bp_real *reals;
+    uint32_t *cls;
+    if (predict_buffers(nreals, model_is_classifier(m) ? rows : 0, &t, &own, &reals, &cls) != 0) {
+        err_set(&e, ERR_INTERNAL, "out of memory for %u rows", rows);
+        goto fail;
     }
     bp_real *out = reals + nscratch;
 
@@ -171,53 +192,16 @@ void api_model_predict(app *a, const http_req *rq, http_res *rs)
     free(X);
     X = NULL;
     if (st != BP_OK) {
-        free(own_reals);
-        free(own_cls);
         err_set(&e, ERR_INTERNAL, "prediction failed: %s", bp_status_str(st));
         goto fail;
     }
-    if (classify)
+    if (cls)
         bp_model_argmax(m, out, rows, cls);
 
-    uint32_t ncls = bp_model_n_classes(m);
     jw_buf b = {0};
-    jw_reserve(&b, 96 + (size_t)rows * (2 + (size_t)nout * 17) + (classify ? (size_t)rows * 24 : 0));
-    JW_LIT(&b, "{\"model\":\"");
-    jw_put(&b, name, strlen(name)); /* a valid name needs no escaping */
-    JW_LIT(&b, "\",\"version\":");
-    jw_u32(&b, ent->version);
-    JW_LIT(&b, ",\"outputs\":[");
-    for (uint32_t r = 0; r < rows; r++) {
-        if (r)
-            JW_LIT(&b, ",");
-        jw_floats(&b, out + (size_t)r * nout, nout);
-    }
-    JW_LIT(&b, "]");
-    if (classify) {
-        JW_LIT(&b, ",\"classes\":[");
-        for (uint32_t r = 0; r < rows; r++) {
-            if (r)
-                JW_LIT(&b, ",");
-            jw_u32(&b, cls[r]);
-        }
-        JW_LIT(&b, "]");
-        if (ncls > 0) {
-            JW_LIT(&b, ",\"labels\":[");
-            for (uint32_t r = 0; r < rows; r++) {
-                if (r)
-                    JW_LIT(&b, ",");
-                const char *lab = cls[r] < ncls ? bp_model_class_name(m, cls[r]) : NULL;
-                if (lab)
-                    jw_str(&b, lab);
-                else
-                    JW_LIT(&b, "null");
-            }
-            JW_LIT(&b, "]");
-        }
-    }
-    JW_LIT(&b, "}");
-    free(own_reals);
-    free(own_cls);
+    predict_write(&b, name, ent, out, rows, nout, cls);
+    free(own);
+    spare_give(SPARE_PREDICT, t);
     cache_release(a->cache, ent);
 
     if (b.oom) {
@@ -233,6 +217,8 @@ void api_model_predict(app *a, const http_req *rq, http_res *rs)
 
 fail:
     free(X);
+    free(own);
+    spare_give(SPARE_PREDICT, t);
     cache_release(a->cache, ent);
     http_res_error(rs, &e);
 }

@@ -38,8 +38,8 @@ void jsonx_now(char *buf, size_t len)
 {
     /* gmtime_r + strftime cost more than the rest of a request log line;
      * each thread formats the seconds once per second. */
-    static __thread time_t cached_sec = (time_t)-1;
-    static __thread char cached[24];
+    static _Thread_local time_t cached_sec = (time_t)-1;
+    static _Thread_local char cached[24];
     struct timespec ts;
     long ms;
 
