@@ -25,8 +25,14 @@ static int js_digit(char c)
  * anything else having changed nothing, so the chunk then goes to yajl and
  * the collector, which find and word whatever it was.  What it accepts it
  * reads exactly as they would (the same jnum_read; the differential tests
- * and the fuzz harness compare the two). */
-int js_fast_predict(const srv_limits *lim, const char *buf, size_t len, js_field *out)
+ * and the fuzz harness compare the two).
+ *
+ * Aligned to 64 bytes: where its loops fell on cache lines, which moved
+ * with whatever the linker put before it, changed its time by up to 12%
+ * (350-400 ns for a 64-number body, same code); aligned, its layout is its
+ * own. */
+__attribute__((aligned(64))) int js_fast_predict(const srv_limits *lim, const char *buf, size_t len,
+                                                js_field *out)
 {
     const char *p = buf, *end = buf + len;
     js_field f;
