@@ -92,6 +92,7 @@
  */
 #include "bp.h"
 #include "internal.h"
+#include "utf8.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -166,36 +167,6 @@ static bp_real get_real(const unsigned char *p, uint32_t dtype)
 
 /* ---- shared helpers -------------------------------------------------------- */
 
-/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF); NUL is refused
- * as well, since names come back as C strings. */
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t k;
-        unsigned lo = 0x80, hi = 0xbf;
-        if (c == 0) return 0;
-        if (c < 0x80) { i++; continue; }
-        if (c >= 0xc2 && c <= 0xdf) k = 1;
-        else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            if (c == 0xe0) lo = 0xa0;
-            if (c == 0xed) hi = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            if (c == 0xf0) lo = 0x90;
-            if (c == 0xf4) hi = 0x8f;
-        } else return 0;
-        if (n - i <= k) return 0;
-        if (s[i + 1] < lo || s[i + 1] > hi) return 0;
-        for (size_t j = 2; j <= k; j++)
-            if ((s[i + j] & 0xc0) != 0x80) return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
 static uint32_t header_bytes_for(uint32_t n_layers)
 {
     uint32_t h = FIXED_HEADER + LAYER_BYTES * n_layers;
@@ -228,7 +199,7 @@ bp_status bp_model_save(const bp_model *m, void **buf, size_t *len)
     for (uint32_t i = 0; i < n_classes; i++) {
         const char *name = bp_model_class_name(m, i);
         size_t l = name ? strlen(name) : 0;
-        if (l > BP_MAX_CLASS_NAME || !utf8_valid((const unsigned char *)name, l))
+        if (l > BP_MAX_CLASS_NAME || !bp_utf8_valid(name, l))
             return BP_EINVAL;
         classes_bytes += 4 + (uint64_t)l;
     }
@@ -455,7 +426,7 @@ bp_status bp_model_load(const void *buf, size_t len, bp_model **out, char *err, 
             if ((uint64_t)(end - p - 4) < l)
                 return fail(BP_EFORMAT, err, errlen, "class name %u runs past its section",
                             (unsigned)i);
-            if (!utf8_valid(p + 4, l))
+            if (!bp_utf8_valid((const char *)p + 4, l))
                 return fail(BP_EFORMAT, err, errlen, "class name %u is not valid UTF-8 (or has NUL)",
                             (unsigned)i);
             p += 4 + (size_t)l;

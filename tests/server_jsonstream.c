@@ -1,5 +1,5 @@
 /*
- * server_jsonstream.c - the streaming body parser (server/json/jsonstream.c):
+ * server_jsonstream.c - the streaming body parser (server/json/jsonstream*.c):
  * fed in chunks of every size, it must decide exactly as the whole-body
  * path (json_loadb with JSON_REJECT_DUPLICATES, then the plain-tree
  * decoders) does - same acceptance, same data to the bit, same messages -

@@ -1,5 +1,5 @@
 /*
- * decode.c - the pieces every request decoder shares: name_valid(), the
+ * decode.c - the pieces every request decoder shares: the
  * field checks that word the API's error messages, quoting of untrusted
  * text for those messages, and the class-name table (decode_internal.h).
  * The decoders themselves live in decode_model.c, decode_data.c and
@@ -15,52 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 /* ---- messages ------------------------------------------------------------ */
-
-/* Length of the UTF-8 sequence starting at s (at most len bytes), or 0 when
- * it is malformed, overlong, a surrogate or above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t len)
-{
-    unsigned char c = s[0];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-        n = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-        n = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (len < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
-int dq_utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        if (p[i] == 0)
-            return 0;
-        size_t n = utf8_seq(p + i, len - i);
-        if (!n)
-            return 0;
-        i += n;
-    }
-    return 1;
-}
 
 #define QUOTE_MAX_CHARS 48
 
@@ -77,7 +34,7 @@ void dq_quote(char *buf, size_t size, const char *s, size_t len)
     /* Reserve room for `..."` and the NUL. */
     while (i < len && chars < QUOTE_MAX_CHARS && o + 12 < size) {
         unsigned char c = p[i];
-        size_t n = utf8_seq(p + i, len - i);
+        size_t n = bp_utf8_seq(p + i, len - i);
         if (c == '"' || c == '\\') {
             buf[o++] = '\\';
             buf[o++] = (char)c;

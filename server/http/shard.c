@@ -6,7 +6,9 @@
 #include <stdatomic.h>
 
 static atomic_uint next_shard;
-static _Thread_local unsigned my_shard; /* 1 + the shard, 0 before the first call */
+/* 1 + the shard, 0 before the first call: a plain per-thread value, so
+ * _Thread_local (spare.h has the rule) */
+static _Thread_local unsigned my_shard;
 
 unsigned shard_self(void)
 {

@@ -4,12 +4,15 @@
  * times, and strings that stay valid when the bytes they came from are not.
  */
 #include "json/jsonx.h"
+#include "json/jwrite.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "utf8.h"
 
 json_t *jsonx_real(double x)
 {
@@ -35,8 +38,8 @@ void jsonx_now(char *buf, size_t len)
 {
     /* gmtime_r + strftime cost more than the rest of a request log line;
      * each thread formats the seconds once per second. */
-    static __thread time_t cached_sec = (time_t)-1;
-    static __thread char cached[24];
+    static _Thread_local time_t cached_sec = (time_t)-1;
+    static _Thread_local char cached[24];
     struct timespec ts;
     long ms;
 
@@ -54,40 +57,6 @@ void jsonx_now(char *buf, size_t len)
              (char)('0' + ms % 10));
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the byte at s
- * does not start one.  Rejects overlongs, surrogates and > U+10FFFF, as
- * jansson does. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-    unsigned c = s[0];
-    size_t n, i;
-    uint32_t cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0; /* also stops at the terminating NUL */
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 json_t *jsonx_string(const char *s)
 {
     const unsigned char *p;
@@ -102,8 +71,9 @@ json_t *jsonx_string(const char *s)
         return j;
     /* Invalid UTF-8: rebuild with U+FFFD (3 bytes) for every bad byte. */
     len = strlen(s);
+    const unsigned char *end = (const unsigned char *)s + len;
     for (p = (const unsigned char *)s; *p; p += n ? n : 1) {
-        n = utf8_seq_len(p);
+        n = bp_utf8_seq(p, (size_t)(end - p));
         if (!n)
             bad++;
     }
@@ -113,7 +83,7 @@ json_t *jsonx_string(const char *s)
         return NULL;
     w = buf;
     for (p = (const unsigned char *)s; *p;) {
-        n = utf8_seq_len(p);
+        n = bp_utf8_seq(p, (size_t)(end - p));
         if (n) {
             memcpy(w, p, n);
             w += n;
@@ -132,58 +102,5 @@ json_t *jsonx_string(const char *s)
 
 size_t jsonx_escape(char *out, size_t cap, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)(s ? s : "");
-    size_t w = 0;
-
-    if (cap < 3) {
-        if (cap)
-            out[0] = '\0';
-        return 0;
-    }
-    out[w++] = '"';
-    /* Keep room for the closing quote and the NUL. */
-    while (*p) {
-        char tmp[8];
-        size_t n = 0, adv = 1;
-        unsigned c = *p;
-        if (c == '"' || c == '\\') {
-            tmp[n++] = '\\';
-            tmp[n++] = (char)c;
-        } else if (c == '\n') {
-            tmp[n++] = '\\';
-            tmp[n++] = 'n';
-        } else if (c == '\t') {
-            tmp[n++] = '\\';
-            tmp[n++] = 't';
-        } else if (c == '\r') {
-            tmp[n++] = '\\';
-            tmp[n++] = 'r';
-        } else if (c < 0x20 || c == 0x7f) {
-            memcpy(tmp, "\\u00", 4);
-            tmp[4] = hex[c >> 4];
-            tmp[5] = hex[c & 15];
-            n = 6;
-        } else if (c < 0x80) {
-            tmp[n++] = (char)c;
-        } else {
-            adv = utf8_seq_len(p);
-            if (adv) {
-                memcpy(tmp, p, adv);
-                n = adv;
-            } else {
-                memcpy(tmp, "\\ufffd", 6);
-                n = 6;
-                adv = 1;
-            }
-        }
-        if (w + n + 2 > cap)
-            break;
-        memcpy(out + w, tmp, n);
-        w += n;
-        p += adv;
-    }
-    out[w++] = '"';
-    out[w] = '\0';
-    return w;
+    return jw_escape(out, cap, s);
 }

@@ -1,7 +1,8 @@
 /*
  * jsonx.h - the one place for JSON encoding rules: floats are printed so a
  * float32 round-trips (%.9g), non-finite values become null (JSON has no
- * NaN), and times are RFC 3339 UTC.
+ * NaN), and times are RFC 3339 UTC.  jwrite.h writes the same numbers
+ * and strings by hand where a json_t would cost too much.
  */
 #ifndef SRV_JSONX_H
 #define SRV_JSONX_H
@@ -24,7 +25,9 @@ json_t *jsonx_string(const char *s);
 /* Writes s as a JSON string literal, quotes included, into out (cap bytes,
  * always NUL-terminated), with the same U+FFFD repair; a string that does
  * not fit is cut at a character boundary.  Returns the length written.
- * For hot paths (the request log) that would rather not build a json_t. */
+ * For hot paths (the request log) that would rather not build a json_t:
+ * jw_escape (jwrite.h), the one string escaper, under the name log.c
+ * calls it by. */
 size_t jsonx_escape(char *out, size_t cap, const char *s);
 
 #endif
