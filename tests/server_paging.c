@@ -135,3 +135,41 @@ Test(paging, bad_limits_cursors_and_unknown_parameters_are_400)
     cr_expect_str_eq(ts_error_message(&r), "query parameter \"colour\": unknown; POST /v1/datasets takes name label");
     ts_resp_free(&r);
 }
+
+/* ---- answers bounded before they are computed (issue 9) ---- */
+
+TestSuite(predict_limits, .fini = it_teardown);
+
+Test(predict_limits, rows_times_outputs_past_the_limit_is_413_before_any_work)
+{
+    static const char *const flags[] = {"--max-predict-cells", "99", NULL};
+    it_start(flags);
+    it_upload_iris("iris");
+    it_post_ok("/v1/models",
+               "{\"name\":\"lin\",\"inputs\":4,\"layers\":[{\"units\":3,\"activation\":\"softmax\"}],"
+               "\"loss\":\"cross_entropy\",\"seed\":1}",
+               201);
+    char id[64];
+    it_create_job("{\"model\":\"lin\",\"dataset\":\"iris\",\"epochs\":1}", id, sizeof id);
+    json_decref(it_wait_job(id, "succeeded", 30));
+
+    /* 33 rows x 3 outputs = 99: answered; 34 rows: 102 > 99. */
+    for (int rows = 33; rows <= 34; rows++) {
+        char body[2048] = "{\"inputs\":[";
+        for (int i = 0; i < rows; i++)
+            strcat(body, i ? ",[5.1,3.5,1.4,0.2]" : "[5.1,3.5,1.4,0.2]");
+        strcat(body, "]}");
+        ts_resp r;
+        it_post("/v1/models/lin/predict", body, &r);
+        if (rows == 33) {
+            cr_expect_eq(r.status, 200, "%s", r.body);
+        } else {
+            cr_expect_eq(r.status, 413, "%s", r.body);
+            cr_expect_str_eq(ts_error_message(&r),
+                             "the answer would hold 34 rows x 3 outputs = 102 values; the limit "
+                             "is 99 (--max-predict-cells or BACKPROPD_MAX_PREDICT_CELLS); send "
+                             "fewer rows at a time");
+        }
+        ts_resp_free(&r);
+    }
+}

@@ -138,16 +138,39 @@ static void predict_write(jw_buf *b, const char *name, const cache_entry *ent,
     JW_LIT(b, "}");
 }
 
+/* The answer grows with rows x outputs and the working memory with rows x
+ * the widest layer, whatever the request's size: both are bounded by
+ * --max-predict-cells before anything is allocated or computed (a 7 KB
+ * request once asked a 1 -> 65536 model for a 970 MB answer). */
+static int predict_too_large(const srv_limits *lim, uint32_t rows, uint32_t nout,
+                             size_t nscratch, srv_err *e)
+{
+    uint64_t cells = (uint64_t)rows * nout;
+    if (cells > lim->max_predict_cells)
+        return err_set(e, ERR_PAYLOAD_TOO_LARGE,
+                       "the answer would hold %u rows x %u outputs = %llu values; the limit is "
+                       "%llu (--max-predict-cells or BACKPROPD_MAX_PREDICT_CELLS); send fewer "
+                       "rows at a time",
+                       rows, nout, (unsigned long long)cells,
+                       (unsigned long long)lim->max_predict_cells);
+    if ((uint64_t)nscratch > 2 * lim->max_predict_cells)
+        return err_set(e, ERR_PAYLOAD_TOO_LARGE,
+                       "%u rows through this model need %zu values of working memory; the limit "
+                       "is %llu (twice --max-predict-cells or BACKPROPD_MAX_PREDICT_CELLS); send "
+                       "fewer rows at a time",
+                       rows, nscratch, (unsigned long long)(2 * lim->max_predict_cells));
+    return 0;
+}
+
 void api_model_predict(app *a, const http_req *rq, http_res *rs)
 {
     const char *name = rq->arg;
     srv_err e; /* set by whatever fails; not cleared (516 bytes) per request */
     e.code = ERR_NONE;
     e.msg[0] = '\0';
-    if (!name || !name_valid(name)) {
-        predict_fail(rs, ERR_INVALID_ARGUMENT,
-                     "model name \"%s\": expected [A-Za-z0-9][A-Za-z0-9._-]{0,63}",
-                     name ? name : "");
+    if (!name_valid(name)) { /* the valid case stays one test on the hot path */
+        name_check("model name", name, &e);
+        http_res_error(rs, &e);
         return;
     }
     if (!rq->json && !(rq->data && rq->data->bare)) {
@@ -179,6 +202,8 @@ void api_model_predict(app *a, const http_req *rq, http_res *rs)
     }
 
     size_t nscratch = bp_predict_scratch_size(m, rows);
+    if (predict_too_large(&a->cfg.limits, rows, nout, nscratch, &e) != 0)
+        goto fail;
     size_t nreals = nscratch + (size_t)rows * nout;
     bp_real *reals;
     uint32_t *cls;
