@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "json/jsonx.h"
+#include "json/jwrite.h"
 
 /* Longest request path written whole into a log line (bytes of JSON). */
 #define LOG_PATH_MAX 1024
@@ -109,8 +110,8 @@ void log_request(const char *method, const char *path, int status, double ms)
     if (!log_enabled(LOG_INFO))
         return;
     jsonx_now(ts, sizeof ts);
-    jsonx_escape(m, sizeof m, method ? method : "");
-    jsonx_escape(p, sizeof p, path ? path : "");
+    jw_escape(m, sizeof m, method ? method : "");
+    jw_escape(p, sizeof p, path ? path : "");
     if (!(ms >= 0) || ms > 1e12)
         ms = 0;
     us = (long long)(ms * 1000.0 + 0.5);

@@ -7,7 +7,7 @@
 #ifndef SRV_NAME_H
 #define SRV_NAME_H
 
-#include "errors.h"
+#include "err.h"
 
 #define NAME_MAX_LEN 64
 #define NAME_PATTERN "[A-Za-z0-9][A-Za-z0-9._-]{0,63}"

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "json/jsonx.h"
+#include "json/jwrite.h"
 #include "log.h"
 
 static const char *const env_names[] = {
@@ -373,7 +374,7 @@ Test(jsonx, escape_matches_what_a_json_parser_reads_back)
                                         "bad\xEF\xBF\xBD\xEF\xBF\xBD", ""};
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
         char buf[128];
-        size_t n = jsonx_escape(buf, sizeof buf, in[i]);
+        size_t n = jw_escape(buf, sizeof buf, in[i]);
         cr_expect_eq(n, strlen(buf));
         json_error_t err;
         json_t *j = json_loads(buf, JSON_DECODE_ANY, &err);
@@ -383,7 +384,7 @@ Test(jsonx, escape_matches_what_a_json_parser_reads_back)
     }
     /* Too long: cut at a character boundary, still a valid literal. */
     char small[8];
-    jsonx_escape(small, sizeof small, "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC");
+    jw_escape(small, sizeof small, "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC");
     json_t *j = json_loads(small, JSON_DECODE_ANY, NULL);
     cr_assert_not_null(j, "%s", small);
     cr_expect_str_eq(json_string_value(j), "\xE2\x82\xAC");

@@ -1,7 +1,7 @@
 /*
  * server_openapi.c - keeps openapi.yaml true to the code: the (method, path
  * template) pairs under `paths:` are exactly the ones the router serves
- * (the route table, server/api/routes.c), the Error code enum is exactly the set of codes errors.c
+ * (the route table, server/api/routes.c), the Error code enum is exactly the set of codes err.c
  * can emit, and the file passes @redocly/cli lint (tests/openapi_lint.sh).
  *
  * The YAML is read by line matching on the layout openapi.yaml keeps (its
@@ -16,7 +16,7 @@
 #include <strings.h>
 #include <sys/wait.h>
 
-#include "errors.h"
+#include "err.h"
 #include "http/router.h"
 #include "util_server.h"
 
@@ -255,7 +255,7 @@ Test(openapi, error_codes_match_errors_c)
         int found = 0;
         for (int c = ERR_NONE + 1; c <= ERR_UNAVAILABLE; c++)
             found |= strcmp(d.codes[i], err_code_name((err_code)c)) == 0;
-        cr_expect(found, "openapi.yaml's Error enum has %s, which errors.c never sends", d.codes[i]);
+        cr_expect(found, "openapi.yaml's Error enum has %s, which err.c never sends", d.codes[i]);
     }
 }
 

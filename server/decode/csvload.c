@@ -13,6 +13,7 @@
  */
 #include "decode/csvload.h"
 #include "decode/decode_internal.h"
+#include "utf8.h"
 
 #include <csv.h>
 #include <math.h>
@@ -330,7 +331,7 @@ static void label_field(csvload *c, uint32_t col, const char *s, size_t len)
     char name[160];
     const uint32_t max_classes = c->lim.max_classes < BP_MAX_CLASSES ? c->lim.max_classes
                                                                      : BP_MAX_CLASSES;
-    if (len == 0 || len > DQ_MAX_CLASS_NAME || !dq_utf8_valid(s, len)) {
+    if (len == 0 || len > DQ_MAX_CLASS_NAME || !bp_utf8_valid(s, len)) {
         col_name(c, col, name, sizeof name);
         if (len == 0)
             fail(c, ERR_INVALID_ARGUMENT, "row %llu, column %u (%s): empty label",

@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 #include "decode/dataset.h"
-#include "errors.h"
+#include "err.h"
 #include "srv_limits.h"
 
 typedef struct csvload csvload;

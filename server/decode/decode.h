@@ -12,7 +12,7 @@
 
 #include "bp.h"
 #include "decode/dataset.h"
-#include "errors.h"
+#include "err.h"
 #include "name.h"
 #include "srv_limits.h"
 

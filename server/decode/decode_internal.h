@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "decode/dataset.h"
-#include "errors.h"
+#include "err.h"
 #include "json/jsonstream.h"
 #include "utf8.h"
 
@@ -43,12 +43,6 @@ void dq_pathf(char *buf, size_t size, const char *fmt, ...) __attribute__((forma
 /* "prefix.key" or "key" when prefix is empty. */
 void dq_path(char *buf, size_t size, const char *prefix, const char *key);
 
-/* 1 when s[0..len) is valid UTF-8 without NUL bytes: core's validator
- * (utf8.h) under the name csvload.c calls it by. */
-static inline int dq_utf8_valid(const char *s, size_t len)
-{
-    return bp_utf8_valid(s, len);
-}
 
 /* ---- field checks ---------------------------------------------------------
  * `path` is the field's full name in messages ("optimizer.beta1").  A JSON

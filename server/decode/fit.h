@@ -9,7 +9,7 @@
 
 #include "bp.h"
 #include "decode/dataset.h"
-#include "errors.h"
+#include "err.h"
 
 /* What a job needs to know about its data before it is queued. */
 typedef struct {

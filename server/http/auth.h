@@ -20,7 +20,7 @@
 #include <stddef.h>
 
 #include "app.h"
-#include "errors.h"
+#include "err.h"
 #include "http/router.h"
 #include "scope.h"
 

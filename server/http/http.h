@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 #include "decode/dataset.h"
-#include "errors.h"
+#include "err.h"
 
 struct MHD_Connection;
 struct jsonstream_result;

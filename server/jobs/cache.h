@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "bp.h"
-#include "errors.h"
+#include "err.h"
 #include "store/store.h"
 
 typedef struct cache cache;

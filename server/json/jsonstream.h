@@ -45,7 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "errors.h"
+#include "err.h"
 #include "srv_limits.h"
 
 typedef enum { JS_BODY_PLAIN, JS_BODY_MODEL, JS_BODY_DATASET, JS_BODY_JOB, JS_BODY_PREDICT } js_body;

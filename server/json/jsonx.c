@@ -100,7 +100,3 @@ json_t *jsonx_string(const char *s)
     return j;
 }
 
-size_t jsonx_escape(char *out, size_t cap, const char *s)
-{
-    return jw_escape(out, cap, s);
-}

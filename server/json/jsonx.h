@@ -22,12 +22,5 @@ void jsonx_now(char *buf, size_t len);
  * each invalid byte becomes U+FFFD, so the result is never NULL for lack
  * of valid UTF-8 (only when out of memory).  New reference. */
 json_t *jsonx_string(const char *s);
-/* Writes s as a JSON string literal, quotes included, into out (cap bytes,
- * always NUL-terminated), with the same U+FFFD repair; a string that does
- * not fit is cut at a character boundary.  Returns the length written.
- * For hot paths (the request log) that would rather not build a json_t:
- * jw_escape (jwrite.h), the one string escaper, under the name log.c
- * calls it by. */
-size_t jsonx_escape(char *out, size_t cap, const char *s);
 
 #endif

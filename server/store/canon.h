@@ -11,7 +11,7 @@
 #include <jansson.h>
 
 #include "bp.h"
-#include "errors.h"
+#include "err.h"
 
 /* A canonical spec -> core's architecture; *layers_out is malloc()'d and
  * owned by the caller, arch->layers points into it. */

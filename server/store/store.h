@@ -24,7 +24,7 @@
 
 #include "bp.h"
 #include "decode/dataset.h"
-#include "errors.h"
+#include "err.h"
 #include "decode/fit.h"
 #include "job_status.h"
 #include "scope.h"

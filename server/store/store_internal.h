@@ -28,7 +28,7 @@ extern const int store_migrations_count;
 #include <stdint.h>
 
 #include "decode/dataset.h"
-#include "errors.h"
+#include "err.h"
 #include "decode/fit.h"
 
 /* A statement one store_*.c file runs, defined next to the code that

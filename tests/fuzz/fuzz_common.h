@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "decode/dataset.h"
-#include "errors.h"
+#include "err.h"
 #include "srv_limits.h"
 
 #ifndef FUZZ_NAME

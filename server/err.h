@@ -1,5 +1,5 @@
 /*
- * errors.h - the API's error codes, one table from code to HTTP status and
+ * err.h - the API's error codes, one table from code to HTTP status and
  * name, and the error value every server module fills on failure.
  *
  * Convention: functions that can fail take a `srv_err *e` last, return 0 on
@@ -7,8 +7,8 @@
  * Messages name the field and what was expected, lowercase, no full stop:
  *   layers[1].activation: unknown activation "relux"; expected one of ...
  */
-#ifndef SRV_ERRORS_H
-#define SRV_ERRORS_H
+#ifndef SRV_ERR_H
+#define SRV_ERR_H
 
 #include <jansson.h>
 

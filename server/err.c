@@ -1,7 +1,7 @@
 /*
- * errors.c - the one table mapping API error codes to HTTP status and name.
+ * err.c - the one table mapping API error codes to HTTP status and name.
  */
-#include "errors.h"
+#include "err.h"
 
 #include <stdarg.h>
 #include <stdio.h>
