@@ -31,6 +31,18 @@ int name_fail(const char *field, const char *got, srv_err *e)
                    field, got);
 }
 
+int name_check_label(const char *field, const char *s, srv_err *e)
+{
+    if (name_check(field, s, e) != 0)
+        return -1;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "%s: expected a label starting with a letter (one starting with a digit "
+                       "would read as a version number), got \"%.64s\"",
+                       field, s);
+    return 0;
+}
+
 int name_check(const char *field, const char *s, srv_err *e)
 {
     if (name_valid(s))

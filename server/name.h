@@ -18,6 +18,9 @@ int name_valid(const char *s);
  * "<field>: expected a name matching NAME_PATTERN, got \"<s>\"" (or
  * "<field>: missing; expected a name matching NAME_PATTERN" for NULL). */
 int name_check(const char *field, const char *s, srv_err *e);
+/* A label ("production"): a name that starts with a letter, so it is never
+ * taken for a version number where either may stand. */
+int name_check_label(const char *field, const char *s, srv_err *e);
 /* The same message for a value already described for it ("7", "\"-x\""). */
 int name_fail(const char *field, const char *got, srv_err *e);
 

@@ -195,6 +195,8 @@ static const allow_case allow_cases[] = {
     {"/v1/models", "GET, HEAD, POST"},
     {"/v1/models/{name}", "GET, HEAD, DELETE"},
     {"/v1/models/{name}/versions", "GET, HEAD"},
+    {"/v1/models/{name}/versions/{v}", "GET, HEAD, DELETE"},
+    {"/v1/models/{name}/labels/{label}", "PUT, DELETE"},
     {"/v1/models/{name}/predict", "POST"},
     {"/v1/datasets", "GET, HEAD, POST"},
     {"/v1/datasets/{name}", "GET, HEAD, DELETE"},
@@ -267,23 +269,31 @@ Test(router, the_table_covers_every_template_once_per_method)
         route_match m;
 
         cr_expect(strcmp(row->method, "GET") == 0 || strcmp(row->method, "POST") == 0 ||
-                      strcmp(row->method, "DELETE") == 0,
+                      strcmp(row->method, "PUT") == 0 || strcmp(row->method, "DELETE") == 0,
                   "the table lists %s", row->method);
-        /* The template with its parameter filled in routes back to its row. */
-        if (brace) {
-            const char *close = strchr(brace, '}');
-            snprintf(path, sizeof path, "%.*sx1%s", (int)(brace - tmpl), tmpl, close + 1);
-        } else {
-            snprintf(path, sizeof path, "%s", tmpl);
+        /* The template with its parameters filled in (x1, x2) routes back
+         * to its row. */
+        int ncap = 0;
+        size_t o = 0;
+        for (const char *t = tmpl; *t && o + 4 < sizeof path;) {
+            if (*t == '{') {
+                o += (size_t)snprintf(path + o, sizeof path - o, "x%d", ++ncap);
+                t = strchr(t, '}') + 1;
+            } else {
+                path[o++] = *t++;
+            }
         }
+        path[o] = '\0';
         int r = router_match(path, &m);
         cr_expect_neq(r, ROUTE_NONE, "%s does not match", path);
         cr_expect_str_eq(router_template(r), tmpl);
         cr_expect_eq(router_find(r, row->method), row, "%s %s finds another row", row->method,
                      tmpl);
-        cr_expect_eq(m.nargs, brace ? 1 : 0, "captures of %s", tmpl);
+        cr_expect_eq(m.nargs, ncap, "captures of %s", tmpl);
         if (brace)
             cr_expect_str_eq(m.arg[0], "x1");
+        if (ncap > 1)
+            cr_expect_str_eq(m.arg[1], "x2");
         /* Body kinds agree with the arrays the parser extracts. */
         cr_expect_eq(row->body == BODY_PREDICT, row->arrays == JS_BODY_PREDICT, "%s %s", row->method,
                      tmpl);
@@ -294,7 +304,7 @@ Test(router, the_table_covers_every_template_once_per_method)
             cr_expect_leq(row->scope, AUTH_PREDICT, "GET %s", tmpl);
         seen[r]++;
     }
-    cr_expect_eq(i, (size_t)22, "22 (method, path) pairs, got %zu", i);
+    cr_expect_eq(i, (size_t)26, "26 (method, path) pairs, got %zu", i);
     for (int r = ROUTE_NONE + 1; r <= router_paths(); r++)
         cr_expect_gt(seen[r], 0, "template %s has no row", router_template(r));
 }

@@ -28,6 +28,12 @@ void api_model_delete(app *a, const http_req *rq, http_res *rs);
 void api_model_versions(app *a, const http_req *rq, http_res *rs);
 void api_model_predict(app *a, const http_req *rq, http_res *rs);
 
+/* api_versions.c: one version, and the labels that pin versions. */
+void api_model_version_get(app *a, const http_req *rq, http_res *rs);
+void api_model_version_delete(app *a, const http_req *rq, http_res *rs);
+void api_model_label_put(app *a, const http_req *rq, http_res *rs);
+void api_model_label_delete(app *a, const http_req *rq, http_res *rs);
+
 void api_datasets_create(app *a, const http_req *rq, http_res *rs);
 void api_datasets_list(app *a, const http_req *rq, http_res *rs);
 void api_dataset_get(app *a, const http_req *rq, http_res *rs);

@@ -51,6 +51,9 @@ int decode_job(const json_t *body, const srv_limits *lim, json_t **params_out,
 
 /* POST /v1/models/{name}/predict body: {"inputs":[[...]], "version"?}.
  * *X is malloc()'d rows x cols; *version 0 when omitted (latest). */
+/* The label a decoded predict body names as its "version" ("production"),
+ * or NULL when it gives a number or nothing. */
+const char *decode_predict_label(const json_t *body);
 int decode_predict(const json_t *body, const srv_limits *lim, uint32_t *version, float **X,
                    uint32_t *rows, uint32_t *cols, srv_err *e);
 

@@ -190,8 +190,18 @@ int decode_predict_streamed(const json_t *body, jsonstream_result *pre, const sr
     }
     if (dq_check_keys(body, "", predict_keys, 2, e))
         return -1;
-    if (dq_opt_int(body, "version", "version", 1, UINT32_MAX, 0, &ver, e))
+    /* a version number, or the name of a label pinned to one
+     * (decode_predict_label) */
+    const json_t *jv = json_object_get(body, "version");
+    const char *lab = json_string_value(jv);
+    if (lab && !(lab[0] >= '0' && lab[0] <= '9')) {
+        if (strlen(lab) != json_string_length(jv) || name_check_label("version", lab, e) != 0)
+            return err_set(e, ERR_INVALID_ARGUMENT,
+                           "version: expected a version number or a label name matching "
+                           NAME_PATTERN);
+    } else if (dq_opt_int(body, "version", "version", 1, UINT32_MAX, 0, &ver, e)) {
         return -1;
+    }
     const json_t *inputs = json_object_get(body, "inputs");
     if (pre && pre->field[JS_INPUTS].present) {
         f = &pre->field[JS_INPUTS];
@@ -216,6 +226,12 @@ take:
     if (f == &own)
         jsonstream_field_free(&own);
     return 0;
+}
+
+const char *decode_predict_label(const json_t *body)
+{
+    const char *lab = json_string_value(json_object_get(body, "version"));
+    return lab && !(lab[0] >= '0' && lab[0] <= '9') ? lab : NULL;
 }
 
 int decode_predict(const json_t *body, const srv_limits *lim, uint32_t *version, float **X,

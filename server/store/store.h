@@ -72,7 +72,21 @@ int store_model_delete(store *s, const char *name, srv_err *e);
 /* [{"version","job","created_at","metrics":{"train_loss","val_loss","val_accuracy"}}] */
 int store_model_versions(store *s, const char *name, json_t **out /* array */, srv_err *e);
 
-/* The weights blob of a version (0 = latest).  ERR_NOT_FOUND for an unknown
+/* One version ({"version","job","dataset","parent_version","created_at",
+ * "metrics"}); ERR_NOT_FOUND for an unknown model or version. */
+int store_version_get(store *s, const char *name, uint32_t v, json_t **out, srv_err *e);
+/* Deletes a version; ERR_CONFLICT while a label points at it or a job
+ * starts from it. */
+int store_version_delete(store *s, const char *name, uint32_t v, srv_err *e);
+/* Points label at version v (which must exist), creating or moving it. */
+int store_label_set(store *s, const char *name, const char *label, uint32_t v, srv_err *e);
+/* ERR_NOT_FOUND when the model has no such label. */
+int store_label_delete(store *s, const char *name, const char *label, srv_err *e);
+/* The version a label points at; ERR_NOT_FOUND without the label. */
+int store_label_version(store *s, const char *name, const char *label, uint32_t *v, srv_err *e);
+
+/* The weights blob of a version (0: the one labelled "default", else the
+ * latest).  ERR_NOT_FOUND for an unknown
  * model or version, ERR_CONFLICT when the model has no trained version. */
 int store_version_blob(store *s, const char *name, uint32_t version, void **blob, size_t *len,
                        uint32_t *version_out, srv_err *e);

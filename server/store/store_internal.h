@@ -61,7 +61,9 @@ struct store {
     "m.updated_at, "                                                                   \
     "(SELECT max(v.version) FROM model_versions v WHERE v.model_id = m.id), "          \
     "(SELECT v.class_names FROM model_versions v WHERE v.model_id = m.id "             \
-    "ORDER BY v.version DESC LIMIT 1)"
+    "ORDER BY v.version DESC LIMIT 1), "                                               \
+    "(SELECT json_group_object(l.label, l.version) FROM model_labels l "               \
+    "WHERE l.model_id = m.id)"
 
 #define JOB_COLS                                                                     \
     "id, model, dataset, status, epoch, epochs, train_loss, val_loss, val_accuracy, " \

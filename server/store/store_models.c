@@ -40,9 +40,36 @@ static store_sql sql_version_list = {.sql =
 static store_sql sql_version_blob = {.sql =
     "SELECT version, blob FROM model_versions "
     "WHERE model_id = ?1 AND version = ?2"};
+/* No version asked for: the one labelled "default", else the latest. */
 static store_sql sql_version_latest_blob = {.sql =
-    "SELECT version, blob FROM model_versions WHERE model_id = ?1 "
-    "ORDER BY version DESC LIMIT 1"};
+    "SELECT version, blob FROM model_versions WHERE model_id = ?1 AND version = "
+    "coalesce((SELECT version FROM model_labels WHERE model_id = ?1 AND label = 'default'), "
+    "(SELECT max(version) FROM model_versions WHERE model_id = ?1))"};
+static store_sql sql_version_one = {.sql =
+    "SELECT version, job, created_at, train_loss, val_loss, val_accuracy, dataset, "
+    "parent_version FROM model_versions WHERE model_id = ?1 AND version = ?2"};
+static store_sql sql_version_exists = {.sql =
+    "SELECT 1 FROM model_versions WHERE model_id = ?1 AND version = ?2"};
+static store_sql sql_version_delete = {.sql =
+    "DELETE FROM model_versions WHERE model_id = ?1 AND version = ?2"};
+/* What keeps a version from going: a label, or a job that starts from it
+ * (running with it as its base, or a queued warm start while it is the
+ * latest). */
+static store_sql sql_version_label_of = {.sql =
+    "SELECT label FROM model_labels WHERE model_id = ?1 AND version = ?2 ORDER BY label LIMIT 1"};
+static store_sql sql_version_warm_job = {.sql =
+    "SELECT j.id FROM jobs j, models m WHERE m.id = ?1 AND j.model = m.name AND ("
+    "(j.status = 'running' AND j.base_version = ?2) OR "
+    "(j.status = 'queued' AND json_extract(j.params, '$.warm_start') = 1 AND ?2 = "
+    "(SELECT max(version) FROM model_versions WHERE model_id = ?1))) ORDER BY j.seq LIMIT 1"};
+static store_sql sql_label_put = {.sql =
+    "INSERT INTO model_labels(model_id, label, version, updated_at) VALUES (?1, ?2, ?3, " NOW ") "
+    "ON CONFLICT(model_id, label) DO UPDATE SET version = excluded.version, "
+    "updated_at = excluded.updated_at"};
+static store_sql sql_label_delete = {.sql =
+    "DELETE FROM model_labels WHERE model_id = ?1 AND label = ?2"};
+static store_sql sql_label_get = {.sql =
+    "SELECT version FROM model_labels WHERE model_id = ?1 AND label = ?2"};
 
 /* Columns of MODEL_COLS: name, inputs, layers, loss, init, seed,
  * parameters, created_at, updated_at, latest version, latest class names.
@@ -72,6 +99,10 @@ static int model_from_row(sqlite3_stmt *st, int full, json_t **out, srv_err *e)
         store_put(o, "version", json_integer(sqlite3_column_int64(st, 9)), &bad);
         json_t *classes = store_col_json(st, 10);
         store_put(o, "classes", classes ? classes : json_null(), &bad);
+        json_t *labels = store_col_json(st, 11);
+        store_put(o, "labels", json_is_object(labels) ? labels : json_object(), &bad);
+        if (labels && !json_is_object(labels))
+            json_decref(labels);
         store_put(o, "created_at", store_col_text(st, 7), &bad);
         store_put(o, "updated_at", store_col_text(st, 8), &bad);
     }
@@ -233,55 +264,206 @@ fail:
     return -1;
 }
 
+/* Columns of sql_version_list / sql_version_one: version, job, created_at,
+ * train_loss, val_loss, val_accuracy, dataset, parent_version. */
+static int version_from_row(sqlite3_stmt *st, json_t **out, srv_err *e)
+{
+    int bad = 0;
+    json_t *v = json_object(), *m = json_object();
+    if (!v || !m) {
+        json_decref(v);
+        json_decref(m);
+        return store_oom(e);
+    }
+    store_put(m, "train_loss", store_col_real(st, 3), &bad);
+    store_put(m, "val_loss", store_col_real(st, 4), &bad);
+    store_put(m, "val_accuracy", store_col_real(st, 5), &bad);
+    store_put(v, "version", json_integer(sqlite3_column_int64(st, 0)), &bad);
+    store_put(v, "job", store_col_text(st, 1), &bad);
+    store_put(v, "dataset", store_col_text(st, 6), &bad);
+    store_put(v, "parent_version",
+              sqlite3_column_type(st, 7) == SQLITE_NULL ? json_null()
+                                                        : json_integer(sqlite3_column_int64(st, 7)),
+              &bad);
+    store_put(v, "created_at", store_col_text(st, 2), &bad);
+    store_put(v, "metrics", m, &bad);
+    return store_row_done(v, bad, out, e);
+}
+
 int store_model_versions(store *s, const char *name, json_t **out, srv_err *e)
 {
     *out = NULL;
     int64_t id = 0;
     if (store_model_id(s, name, &id, e) < 0)
         return -1;
-    json_t *a = json_array();
-    if (!a)
-        return store_oom(e);
     sqlite3_stmt *st = store_stmt(s, &sql_version_list, e);
-    if (!st) {
-        json_decref(a);
+    if (!st)
         return -1;
-    }
     sqlite3_bind_int64(st, 1, id);
-    int rc, bad = 0;
-    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *v = json_object(), *m = json_object();
-        if (!v || !m) {
-            json_decref(v);
-            json_decref(m);
-            bad = 1;
-            break;
-        }
-        store_put(m, "train_loss", store_col_real(st, 3), &bad);
-        store_put(m, "val_loss", store_col_real(st, 4), &bad);
-        store_put(m, "val_accuracy", store_col_real(st, 5), &bad);
-        store_put(v, "version", json_integer(sqlite3_column_int64(st, 0)), &bad);
-        store_put(v, "job", store_col_text(st, 1), &bad);
-        store_put(v, "dataset", store_col_text(st, 6), &bad);
-        store_put(v, "parent_version", sqlite3_column_type(st, 7) == SQLITE_NULL
-                                           ? json_null()
-                                           : json_integer(sqlite3_column_int64(st, 7)),
-                  &bad);
-        store_put(v, "created_at", store_col_text(st, 2), &bad);
-        store_put(v, "metrics", m, &bad);
-        if (json_array_append_new(a, v) < 0)
-            bad = 1;
+    return store_fetch_all(s, st, version_from_row, "listing versions", out, e);
+}
+
+/* st (bound, model ?1 and version ?2) returned a row: 1; none: 0. */
+static int row_exists(struct store *s, sqlite3_stmt *st, const char *what, char *col0, size_t cap,
+                      srv_err *e)
+{
+    int rc = sqlite3_step(st), r = 0;
+    if (rc == SQLITE_ROW) {
+        if (col0)
+            snprintf(col0, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+        r = 1;
+    } else if (rc != SQLITE_DONE) {
+        r = store_fail(s, rc, what, e);
     }
     store_done(st);
-    if (bad) {
-        json_decref(a);
-        return store_oom(e);
+    return r;
+}
+
+/* 0 when model `id` has version v, else ERR_NOT_FOUND. */
+static int version_must_exist(struct store *s, int64_t id, const char *name, uint32_t v,
+                              srv_err *e)
+{
+    sqlite3_stmt *st = store_stmt(s, &sql_version_exists, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, v);
+    int r = row_exists(s, st, "reading a version", NULL, 0, e);
+    if (r == 0)
+        return err_set(e, ERR_NOT_FOUND, "model \"%s\" has no version %u", name, v);
+    return r < 0 ? -1 : 0;
+}
+
+int store_version_get(store *s, const char *name, uint32_t v, json_t **out, srv_err *e)
+{
+    *out = NULL;
+    int64_t id = 0;
+    if (store_model_id(s, name, &id, e) < 0)
+        return -1;
+    sqlite3_stmt *st = store_stmt(s, &sql_version_one, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, v);
+    json_t *arr = NULL;
+    if (store_fetch_all(s, st, version_from_row, "reading a version", &arr, e) < 0)
+        return -1;
+    if (json_array_size(arr) == 0) {
+        json_decref(arr);
+        return err_set(e, ERR_NOT_FOUND, "model \"%s\" has no version %u", name, v);
     }
-    if (rc != SQLITE_DONE) {
-        json_decref(a);
-        return store_fail(s, rc, "listing versions", e);
+    *out = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    return 0;
+}
+
+int store_version_delete(store *s, const char *name, uint32_t v, srv_err *e)
+{
+    int64_t id = 0;
+    char who[128];
+    if (store_begin(s, e) < 0)
+        return -1;
+    if (store_model_id(s, name, &id, e) < 0 || version_must_exist(s, id, name, v, e) < 0)
+        goto fail;
+    store_sql *const holds[2] = {&sql_version_label_of, &sql_version_warm_job};
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *st = store_stmt(s, holds[i], e);
+        if (!st)
+            goto fail;
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, v);
+        int r = row_exists(s, st, "checking a version", who, sizeof who, e);
+        if (r < 0)
+            goto fail;
+        if (r == 1) {
+            if (i == 0)
+                err_set(e, ERR_CONFLICT,
+                        "version %u of model \"%s\" is labelled \"%s\"; move or delete the "
+                        "label first",
+                        v, name, who);
+            else
+                err_set(e, ERR_CONFLICT,
+                        "version %u of model \"%s\" is what job %s starts from; wait for it "
+                        "or cancel it",
+                        v, name, who);
+            goto fail;
+        }
     }
-    *out = a;
+    sqlite3_stmt *st = store_stmt(s, &sql_version_delete, e);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, v);
+    if (store_exec_stmt(s, st, "deleting a version", e) < 0)
+        goto fail;
+    return store_commit(s, e);
+fail:
+    store_rollback(s);
+    return -1;
+}
+
+int store_label_set(store *s, const char *name, const char *label, uint32_t v, srv_err *e)
+{
+    int64_t id = 0;
+    if (store_begin(s, e) < 0)
+        return -1;
+    if (store_model_id(s, name, &id, e) < 0 || version_must_exist(s, id, name, v, e) < 0)
+        goto fail;
+    sqlite3_stmt *st = store_stmt(s, &sql_label_put, e);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, label, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, v);
+    if (store_exec_stmt(s, st, "setting a label", e) < 0)
+        goto fail;
+    return store_commit(s, e);
+fail:
+    store_rollback(s);
+    return -1;
+}
+
+int store_label_delete(store *s, const char *name, const char *label, srv_err *e)
+{
+    int64_t id = 0;
+    if (store_begin(s, e) < 0)
+        return -1;
+    if (store_model_id(s, name, &id, e) < 0)
+        goto fail;
+    sqlite3_stmt *st = store_stmt(s, &sql_label_delete, e);
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, label, -1, SQLITE_STATIC);
+    if (store_exec_stmt(s, st, "deleting a label", e) < 0)
+        goto fail;
+    if (sqlite3_changes(s->db) == 0) {
+        err_set(e, ERR_NOT_FOUND, "model \"%s\" has no label \"%s\"", name, label);
+        goto fail;
+    }
+    return store_commit(s, e);
+fail:
+    store_rollback(s);
+    return -1;
+}
+
+int store_label_version(store *s, const char *name, const char *label, uint32_t *v, srv_err *e)
+{
+    int64_t id = 0;
+    char num[24];
+    if (store_model_id(s, name, &id, e) < 0)
+        return -1;
+    sqlite3_stmt *st = store_stmt(s, &sql_label_get, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, label, -1, SQLITE_STATIC);
+    int r = row_exists(s, st, "reading a label", num, sizeof num, e);
+    if (r == 0)
+        return err_set(e, ERR_NOT_FOUND, "model \"%s\" has no label \"%s\"", name, label);
+    if (r < 0)
+        return -1;
+    *v = (uint32_t)strtoul(num, NULL, 10);
     return 0;
 }
 
