@@ -91,4 +91,15 @@ Test(framing, libmicrohttpd_own_answer_to_a_bad_content_length_is_pinned)
         cr_expect(strstr(buf, "<html>") != NULL, "%s", buf);
         cr_expect(ts_healthy(&D));
     }
+    /* ...but logged and counted like every answer */
+    ts_resp r;
+    it_get("/metrics", &r);
+    cr_expect(it_contains(r.body, "backpropd_requests_total{route=\"/v1/models\",status=\"400\"} 1"),
+              "%s", r.body);
+    cr_expect(it_contains(r.body, "backpropd_requests_total{route=\"/healthz\",status=\"413\"} 1"),
+              "%s", r.body);
+    ts_resp_free(&r);
+    char *log = test_daemon_log_tail(&D, 1 << 16);
+    cr_expect(it_contains(log, "\"method\":\"-\",\"path\":\"/v1/models\",\"status\":400"), "%s", log);
+    free(log);
 }

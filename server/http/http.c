@@ -815,12 +815,25 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 {
     req_state *st = *req_cls;
     (void)cls;
-    (void)conn;
     (void)toe;
 
     if (!st)
         return;
     *req_cls = NULL;
+    if (!st->started) {
+        /* libmicrohttpd answered by itself before our handler ran (a
+         * Content-Length it cannot parse, an oversized request line or
+         * header: README, "Known limits"): its body is its own, but the
+         * line is logged and counted like every other answer. */
+        const union MHD_ConnectionInfo *ci =
+            conn ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS) : NULL;
+        if (ci && ci->http_status >= 400) {
+            double secs = elapsed_seconds(&st->t0);
+            log_request("-", st->path, (int)ci->http_status, secs * 1000.0);
+            metrics_observe(st->ctx->a->metrics, router_match(st->path, NULL),
+                            (int)ci->http_status, secs);
+        }
+    }
     jsonstream_free(st->js);
     if (st->csv)
         csvload_free(st->csv);
@@ -873,7 +886,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     /* What clients do wrong (malformed requests, hang-ups) is routine on a
      * public port: debug.  Everything else (sockets, threads, limits): warn. */
     if (strstr(msg, "remote side") || strstr(msg, "malformed") || strstr(msg, "Request malformed") ||
-        strstr(msg, "timed out") || strstr(msg, "incomplete") || strstr(msg, "reset by peer"))
+        strstr(msg, "timed out") || strstr(msg, "incomplete") || strstr(msg, "reset by peer") ||
+        strstr(msg, "Failed to parse"))
         log_msg(LOG_DEBUG, "libmicrohttpd: %s", msg);
     else
         log_msg(LOG_WARN, "libmicrohttpd: %s", msg);
