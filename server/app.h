@@ -14,6 +14,9 @@
 #include "store/store.h"
 #include "jobs/workers.h"
 
+/* The daemon's version, as openapi.yaml's info.version says. */
+#define BACKPROPD_VERSION "0.1.0"
+
 typedef struct app {
     srv_config cfg;
     store_pool *pool;

@@ -87,6 +87,8 @@ Test(router, unknown_and_malformed_paths_match_nothing)
         {"/v1/models/iris/train", NONE, NULL},
         {"/v1/jobs/1/cancel/now", NONE, NULL},
         {"/v2/models", NONE, NULL},
+        {"/v2//", NONE, NULL},
+        {"/v2/health/", NONE, NULL},         /* a trailing slash only where a template has one */
         {"/V1/models", NONE, NULL},        /* case matters */
         {"/v1/Models", NONE, NULL},
         {"/v1", NONE, NULL},
@@ -197,6 +199,14 @@ static const allow_case allow_cases[] = {
     {"/v1/models/{name}/versions", "GET, HEAD"},
     {"/v1/models/{name}/versions/{v}", "GET, HEAD, DELETE"},
     {"/v1/models/{name}/labels/{label}", "PUT, DELETE"},
+    {"/v2/health/live", "GET, HEAD"},
+    {"/v2/health/ready", "GET, HEAD"},
+    {"/v2", "GET, HEAD"},
+    {"/v2/", "GET, HEAD"},
+    {"/v2/models/{name}", "GET, HEAD"},
+    {"/v2/models/{name}/ready", "GET, HEAD"},
+    {"/v2/models/{name}/versions/{v}", "GET, HEAD"},
+    {"/v2/models/{name}/versions/{v}/ready", "GET, HEAD"},
     {"/v1/models/{name}/predict", "POST"},
     {"/v1/datasets", "GET, HEAD, POST"},
     {"/v1/datasets/{name}", "GET, HEAD, DELETE"},
@@ -304,7 +314,7 @@ Test(router, the_table_covers_every_template_once_per_method)
             cr_expect_leq(row->scope, AUTH_PREDICT, "GET %s", tmpl);
         seen[r]++;
     }
-    cr_expect_eq(i, (size_t)26, "26 (method, path) pairs, got %zu", i);
+    cr_expect_eq(i, (size_t)34, "34 (method, path) pairs, got %zu", i);
     for (int r = ROUTE_NONE + 1; r <= router_paths(); r++)
         cr_expect_gt(seen[r], 0, "template %s has no row", router_template(r));
 }

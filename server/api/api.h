@@ -16,6 +16,17 @@ int api_page_parse(const http_req *rq, api_page_kind kind, store_page *pg, srv_e
 /* {"<key>": items, "next": cursor or null} (takes items). */
 json_t *api_page_body(const char *key, json_t *items, const store_page *pg);
 
+/* 0 when the daemon can serve and write (api_ops.c: /readyz, /v2/health/ready). */
+int api_ready_check(app *a, srv_err *e);
+
+/* api_v2.c: the Open Inference Protocol v2 (KServe, Triton): health,
+ * server and model metadata, model readiness. */
+void api_v2_live(app *a, const http_req *rq, http_res *rs);
+void api_v2_ready(app *a, const http_req *rq, http_res *rs);
+void api_v2_server(app *a, const http_req *rq, http_res *rs);
+void api_v2_model(app *a, const http_req *rq, http_res *rs);
+void api_v2_model_ready(app *a, const http_req *rq, http_res *rs);
+
 void api_healthz(app *a, const http_req *rq, http_res *rs);
 void api_readyz(app *a, const http_req *rq, http_res *rs);
 void api_metrics(app *a, const http_req *rq, http_res *rs);

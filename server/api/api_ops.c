@@ -34,22 +34,25 @@ void api_healthz(app *a, const http_req *rq, http_res *rs)
     http_res_json(rs, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+int api_ready_check(app *a, srv_err *e)
+{
+    if (!a || !atomic_load(&a->ready))
+        return err_set(e, ERR_UNAVAILABLE, "not ready: the database is not open and migrated yet");
+    /* Ready means able to take writes too: a full disk or a read-only
+     * file takes the replica out of a load balancer until it is fixed. */
+    store *s = store_pool_get(a->pool);
+    int rc = s ? store_writable(s, e) : err_set(e, ERR_UNAVAILABLE, "no database connection");
+    store_pool_put(a->pool, s);
+    if (rc != 0)
+        err_prefix(e, "not ready: the database cannot be written");
+    return rc;
+}
+
 void api_readyz(app *a, const http_req *rq, http_res *rs)
 {
     (void)rq;
     srv_err e;
-    if (!a || !atomic_load(&a->ready)) {
-        err_set(&e, ERR_UNAVAILABLE, "not ready: the database is not open and migrated yet");
-        http_res_error(rs, &e);
-        return;
-    }
-    /* Ready means able to take writes too: a full disk or a read-only
-     * file takes the replica out of a load balancer until it is fixed. */
-    store *s = store_pool_get(a->pool);
-    int rc = s ? store_writable(s, &e) : err_set(&e, ERR_UNAVAILABLE, "no database connection");
-    store_pool_put(a->pool, s);
-    if (rc != 0) {
-        err_prefix(&e, "not ready: the database cannot be written");
+    if (api_ready_check(a, &e) != 0) {
         http_res_error(rs, &e);
         return;
     }

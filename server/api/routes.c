@@ -5,7 +5,8 @@
  * auth, metrics and the HTTP layer read everything else from the row, and
  * tests/server_openapi.c checks the table against openapi.yaml.
  *
- * Scopes: the operational probes and the API description are open;
+ * Scopes: the operational probes (v1 and v2) and the API description are
+ * open;
  * /metrics, every read and predictions need a predict key; every other
  * write needs train; key management needs admin.
  */
@@ -41,6 +42,14 @@ const route route_table[] = {
     {"GET",    "/v1/keys",                         api_keys_list,            AUTH_ADMIN,   BODY_NONE,        JS_BODY_PLAIN,   "limit after"},
     {"POST",   "/v1/keys",                         api_keys_create,          AUTH_ADMIN,   BODY_JSON,        JS_BODY_PLAIN,   NULL},
     {"DELETE", "/v1/keys/{name}",                  api_key_delete,           AUTH_ADMIN,   BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/v2/health/live",                  api_v2_live,              AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/v2/health/ready",                 api_v2_ready,             AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/v2",                              api_v2_server,            AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/v2/",                             api_v2_server,            AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/v2/models/{name}",                api_v2_model,             AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/v2/models/{name}/ready",          api_v2_model_ready,       AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/v2/models/{name}/versions/{v}",   api_v2_model,             AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/v2/models/{name}/versions/{v}/ready", api_v2_model_ready,   AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
 };
 /* clang-format on */
 

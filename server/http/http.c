@@ -311,6 +311,24 @@ static void cors_headers(const http_ctx *ctx, struct MHD_Connection *conn, struc
 
 /* ---- responses ---- */
 
+/* Errors under /v2 take the Open Inference Protocol's shape, a string
+ * ({"error": "<message>"}), which v2 clients read; everywhere else the
+ * API's {"error": {"code", "message"}}.  One rule for every /v2 answer,
+ * the HTTP layer's own 404/405/401 included. */
+static void v2_error_shape(const req_state *st, http_res *rs)
+{
+    if (rs->status < 400 || !rs->json || strncmp(st->path, "/v2", 3) != 0 ||
+        (st->path[3] != '\0' && st->path[3] != '/'))
+        return;
+    const char *msg = json_string_value(json_object_get(json_object_get(rs->json, "error"),
+                                                        "message"));
+    json_t *flat = msg ? json_pack("{s:s}", "error", msg) : NULL;
+    if (flat) {
+        json_decref(rs->json);
+        rs->json = flat;
+    }
+}
+
 /* Encodes and queues rs (consuming its body), logs and counts.  allow:
  * the Allow header for 405, or NULL.  preflight: add the CORS preflight
  * headers. */
@@ -331,6 +349,7 @@ static enum MHD_Result respond(req_state *st, struct MHD_Connection *conn, const
         log_msg(LOG_ERROR, "%s %s: handler set no status", method, router_template(st->match.path));
         http_res_error(rs, &e);
     }
+    v2_error_shape(st, rs);
     status = rs->status;
     if (rs->json && status != 204) {
         body = jsonx_dump(rs->json, &len);

@@ -4,7 +4,9 @@
  *
  * Rules (kept the same for every route):
  *   - the path must start with "/" and have no empty segment, so "//x",
- *     "/v1/models/" (a trailing slash) and "/v1//models" do not match;
+ *     "/v1/models/" (a trailing slash) and "/v1//models" do not match; a
+ *     trailing slash matches only a template that ends in one ("/v2/",
+ *     which the Open Inference Protocol spells that way);
  *   - each segment is percent-decoded before it is compared, so
  *     "/v1/%6Dodels" is "/v1/models"; a malformed escape ("%4", "%zz") or
  *     one that decodes to NUL makes the path match nothing;
@@ -71,6 +73,7 @@ typedef struct {
         size_t n;
         int capture; /* a "{...}" segment: anything matches, and is captured */
     } seg[ROUTER_MAX_SEGS];
+    int trailing; /* the template ends in "/" */
     char allow[48];
 } path_def;
 
@@ -96,6 +99,10 @@ static void path_split(path_def *pd, const route *r)
     for (;;) {
         const char *end = strchr(t, '/');
         size_t n = end ? (size_t)(end - t) : strlen(t);
+        if (n == 0 && !end && pd->nseg > 0) {
+            pd->trailing = 1;
+            break;
+        }
         if (pd->nseg == ROUTER_MAX_SEGS)
             table_bad(r, "more segments than ROUTER_MAX_SEGS");
         pd->seg[pd->nseg].s = t;
@@ -171,7 +178,7 @@ int router_match(const char *path, route_match *m)
         size_t n;
     } segs[ROUTER_MAX_SEGS];
     char dec[ROUTER_MAX_SEGS][ROUTER_ARG_MAX];
-    int nseg = 0;
+    int nseg = 0, trailing = 0;
     const char *p;
 
     table_ready();
@@ -188,6 +195,10 @@ int router_match(const char *path, route_match *m)
     for (;;) {
         const char *end = strchr(p, '/');
         size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == 0 && !end && nseg > 0) {
+            trailing = 1; /* "/v2/": only a template that ends in "/" */
+            break;
+        }
         if (n == 0 || nseg == ROUTER_MAX_SEGS)
             return ROUTE_NONE;
         if (memchr(p, '%', n)) {
@@ -211,7 +222,7 @@ int router_match(const char *path, route_match *m)
     for (int r = 1; r <= npaths; r++) {
         const path_def *pd = &paths[r];
         int k;
-        if (pd->nseg != nseg)
+        if (pd->nseg != nseg || pd->trailing != trailing)
             continue;
         for (k = 0; k < nseg; k++)
             if (!pd->seg[k].capture &&
