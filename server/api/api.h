@@ -16,6 +16,13 @@ int api_page_parse(const http_req *rq, api_page_kind kind, store_page *pg, srv_e
 /* {"<key>": items, "next": cursor or null} (takes items). */
 json_t *api_page_body(const char *key, json_t *items, const store_page *pg);
 
+/* api_predict.c, shared with v2 infer: whether a model's outputs are
+ * class probabilities (softmax, or one sigmoid unit on BCE), and the
+ * --max-predict-cells check made before anything is allocated (413). */
+int api_model_is_classifier(const bp_model *m);
+int api_predict_too_large(const srv_limits *lim, uint32_t rows, uint32_t nout, size_t nscratch,
+                          srv_err *e);
+
 /* 0 when the daemon can serve and write (api_ops.c: /readyz, /v2/health/ready). */
 int api_ready_check(app *a, srv_err *e);
 
@@ -26,6 +33,7 @@ void api_v2_ready(app *a, const http_req *rq, http_res *rs);
 void api_v2_server(app *a, const http_req *rq, http_res *rs);
 void api_v2_model(app *a, const http_req *rq, http_res *rs);
 void api_v2_model_ready(app *a, const http_req *rq, http_res *rs);
+void api_v2_infer(app *a, const http_req *rq, http_res *rs);
 
 void api_healthz(app *a, const http_req *rq, http_res *rs);
 void api_readyz(app *a, const http_req *rq, http_res *rs);

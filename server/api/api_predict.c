@@ -77,7 +77,7 @@ static int predict_buffers(size_t nreals, size_t ncls, predict_scratch **t, void
 
 /* ---- handler --------------------------------------------------------------- */
 
-static int model_is_classifier(const bp_model *m)
+int api_model_is_classifier(const bp_model *m)
 {
     uint32_t nl = bp_model_n_layers(m);
     if (nl == 0)
@@ -142,8 +142,8 @@ static void predict_write(jw_buf *b, const char *name, const cache_entry *ent,
  * the widest layer, whatever the request's size: both are bounded by
  * --max-predict-cells before anything is allocated or computed (a 7 KB
  * request once asked a 1 -> 65536 model for a 970 MB answer). */
-static int predict_too_large(const srv_limits *lim, uint32_t rows, uint32_t nout,
-                             size_t nscratch, srv_err *e)
+int api_predict_too_large(const srv_limits *lim, uint32_t rows, uint32_t nout,
+                          size_t nscratch, srv_err *e)
 {
     uint64_t cells = (uint64_t)rows * nout;
     if (cells > lim->max_predict_cells)
@@ -216,12 +216,12 @@ void api_model_predict(app *a, const http_req *rq, http_res *rs)
     }
 
     size_t nscratch = bp_predict_scratch_size(m, rows);
-    if (predict_too_large(&a->cfg.limits, rows, nout, nscratch, &e) != 0)
+    if (api_predict_too_large(&a->cfg.limits, rows, nout, nscratch, &e) != 0)
         goto fail;
     size_t nreals = nscratch + (size_t)rows * nout;
     bp_real *reals;
     uint32_t *cls;
-    if (predict_buffers(nreals, model_is_classifier(m) ? rows : 0, &t, &own, &reals, &cls) != 0) {
+    if (predict_buffers(nreals, api_model_is_classifier(m) ? rows : 0, &t, &own, &reals, &cls) != 0) {
         err_set(&e, ERR_INTERNAL, "out of memory for %u rows", rows);
         goto fail;
     }
