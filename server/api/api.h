@@ -34,6 +34,9 @@ void api_v2_server(app *a, const http_req *rq, http_res *rs);
 void api_v2_model(app *a, const http_req *rq, http_res *rs);
 void api_v2_model_ready(app *a, const http_req *rq, http_res *rs);
 void api_v2_infer(app *a, const http_req *rq, http_res *rs);
+/* {name} and the optional {v} of a /v2 path (*v 0 without one); an
+ * unparsable {v} is a version the model does not have (404). */
+int api_v2_args(const http_req *rq, uint32_t *v, srv_err *e);
 
 void api_healthz(app *a, const http_req *rq, http_res *rs);
 void api_readyz(app *a, const http_req *rq, http_res *rs);
@@ -47,7 +50,9 @@ void api_model_delete(app *a, const http_req *rq, http_res *rs);
 void api_model_versions(app *a, const http_req *rq, http_res *rs);
 void api_model_predict(app *a, const http_req *rq, http_res *rs);
 
-/* api_versions.c: one version, and the labels that pin versions. */
+/* api_versions.c: one version, and the labels that pin versions.
+ * api_version_number: a path's {v}, a whole number >= 1 (0, or -1). */
+int api_version_number(const char *s, uint32_t *v);
 void api_model_version_get(app *a, const http_req *rq, http_res *rs);
 void api_model_version_delete(app *a, const http_req *rq, http_res *rs);
 void api_model_label_put(app *a, const http_req *rq, http_res *rs);

@@ -185,22 +185,12 @@ void api_model_predict(app *a, const http_req *rq, http_res *rs)
         return;
     }
 
-    /* "version": "production" - a label, read from the store (the bare
-     * hot-path body has no version, and follows "default" via the cache) */
+    /* "version": "production" - a label, cached like the served default
+     * (the bare hot-path body has no version) */
     const char *label = rq->json ? decode_predict_label(rq->json) : NULL;
-    if (label) {
-        store *s = store_pool_get(a->pool);
-        int rc = s ? store_label_version(s, name, label, &version, &e)
-                   : err_set(&e, ERR_UNAVAILABLE, "the database is not available");
-        store_pool_put(a->pool, s);
-        if (rc != 0) {
-            free(X);
-            http_res_error(rs, &e);
-            return;
-        }
-    }
     const cache_entry *ent = NULL;
-    if (cache_get(a->cache, name, version, &ent, &e) != 0) {
+    if ((label ? cache_get_label(a->cache, name, label, &ent, &e)
+               : cache_get(a->cache, name, version, &ent, &e)) != 0) {
         free(X);
         http_res_error(rs, &e);
         return;

@@ -41,20 +41,14 @@ void api_v2_server(app *a, const http_req *rq, http_res *rs)
 }
 
 /* {name} and the optional {v} (0 when absent). */
-static int v2_args(const http_req *rq, uint32_t *v, srv_err *e)
+int api_v2_args(const http_req *rq, uint32_t *v, srv_err *e)
 {
-    char *end;
     *v = 0;
     if (name_check("model name", rq->arg, e) != 0)
         return -1;
-    if (!rq->arg2)
-        return 0;
-    errno = 0;
-    unsigned long n = rq->arg2[0] >= '1' && rq->arg2[0] <= '9' ? strtoul(rq->arg2, &end, 10) : 0;
-    if (n == 0 || errno || *end || n > UINT32_MAX)
+    if (rq->arg2 && api_version_number(rq->arg2, v) != 0)
         return err_set(e, ERR_NOT_FOUND, "model \"%s\" has no version \"%.32s\"", rq->arg,
                        rq->arg2);
-    *v = (uint32_t)n;
     return 0;
 }
 
@@ -85,7 +79,7 @@ void api_v2_model(app *a, const http_req *rq, http_res *rs)
     srv_err e = {0};
     uint32_t v;
     json_t *model = NULL, *versions = NULL, *one = NULL;
-    if (v2_args(rq, &v, &e) != 0) {
+    if (api_v2_args(rq, &v, &e) != 0) {
         http_res_error(rs, &e);
         return;
     }
@@ -114,7 +108,7 @@ void api_v2_model_ready(app *a, const http_req *rq, http_res *rs)
     srv_err e = {0};
     uint32_t v;
     const cache_entry *ent = NULL;
-    if (v2_args(rq, &v, &e) != 0 || cache_get(a->cache, rq->arg, v, &ent, &e) != 0) {
+    if (api_v2_args(rq, &v, &e) != 0 || cache_get(a->cache, rq->arg, v, &ent, &e) != 0) {
         /* a model with no trained version exists but cannot answer yet */
         if (e.code == ERR_CONFLICT)
             e.code = ERR_UNAVAILABLE;

@@ -207,19 +207,9 @@ void api_v2_infer(app *a, const http_req *rq, http_res *rs)
     const cache_entry *ent = NULL;
     bp_real *scratch = NULL, *out = NULL;
     uint32_t *cls = NULL, version = 0;
-    char *end;
 
-    if (name_check("model name", rq->arg, &e) != 0)
+    if (api_v2_args(rq, &version, &e) != 0)
         goto fail;
-    if (rq->arg2) {
-        errno = 0;
-        unsigned long n = rq->arg2[0] >= '1' && rq->arg2[0] <= '9' ? strtoul(rq->arg2, &end, 10) : 0;
-        if (n == 0 || errno || *end || n > UINT32_MAX) {
-            err_set(&e, ERR_NOT_FOUND, "model \"%s\" has no version \"%.32s\"", rq->arg, rq->arg2);
-            goto fail;
-        }
-        version = (uint32_t)n;
-    }
     if (infer_request(rq->json, &a->cfg.limits, &q, &e) != 0 ||
         cache_get(a->cache, rq->arg, version, &ent, &e) != 0)
         goto fail;

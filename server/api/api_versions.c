@@ -12,19 +12,25 @@
 #include "api/api.h"
 #include "decode/decode.h"
 
-/* {name} and the {v} of a version path: a version is a whole number >= 1. */
-static int version_args(const http_req *rq, uint32_t *v, srv_err *e)
+int api_version_number(const char *s, uint32_t *v)
 {
-    const char *s = rq->arg2;
     char *end;
-    if (name_check("model name", rq->arg, e) != 0)
-        return -1;
     errno = 0;
     unsigned long n = s && s[0] >= '1' && s[0] <= '9' ? strtoul(s, &end, 10) : 0;
     if (n == 0 || errno || *end || n > UINT32_MAX)
-        return err_set(e, ERR_INVALID_ARGUMENT, "version: expected a version number, got \"%.32s\"",
-                       s ? s : "");
+        return -1;
     *v = (uint32_t)n;
+    return 0;
+}
+
+/* {name} and the {v} of a version path. */
+static int version_args(const http_req *rq, uint32_t *v, srv_err *e)
+{
+    if (name_check("model name", rq->arg, e) != 0)
+        return -1;
+    if (api_version_number(rq->arg2, v) != 0)
+        return err_set(e, ERR_INVALID_ARGUMENT, "version: expected a version number, got \"%.32s\"",
+                       rq->arg2 ? rq->arg2 : "");
     return 0;
 }
 

@@ -32,12 +32,14 @@
 typedef struct {
     cache_entry pub; /* first: cache_release() casts back */
     atomic_uint refs;
+    atomic_uint nodes; /* of refs, those the table's nodes hold */
     bp_model *model; /* owned; pub.model aliases it */
 } centry;
 
 typedef struct cnode {
     struct cnode *next;
-    uint32_t version;           /* 0: the model's "latest" link */
+    uint32_t version;           /* 0: a link: the served default, or a label's */
+    char label[NAME_MAX_LEN + 1]; /* with version 0: the label it follows ("" for none) */
     atomic_uint_fast64_t used;  /* coarse time of the last hit, for eviction */
     centry *e;                  /* one reference */
     char name[NAME_MAX_LEN + 1];
@@ -100,24 +102,27 @@ static void centry_ref(centry *e)
 }
 
 /* Caller holds the shard lock (read or write). */
-static cnode *shard_find(cshard *sh, const char *name, uint32_t version)
+static cnode *shard_find(cshard *sh, const char *name, uint32_t version, const char *label)
 {
     for (cnode *n = sh->head; n; n = n->next)
-        if (n->version == version && strcmp(n->name, name) == 0)
+        if (n->version == version && strcmp(n->name, name) == 0 && strcmp(n->label, label) == 0)
             return n;
     return NULL;
 }
 
 /* Caller holds the write lock; the node takes a reference on e. */
-static int shard_insert(cache *c, cshard *sh, const char *name, uint32_t version, centry *e)
+static int shard_insert(cache *c, cshard *sh, const char *name, uint32_t version,
+                        const char *label, centry *e)
 {
     cnode *n = calloc(1, sizeof *n);
     if (!n)
         return -1;
     snprintf(n->name, sizeof n->name, "%s", name);
+    snprintf(n->label, sizeof n->label, "%s", label);
     n->version = version;
     atomic_init(&n->used, cache_now());
     centry_ref(e);
+    atomic_fetch_add_explicit(&e->nodes, 1, memory_order_relaxed);
     n->e = e;
     n->next = sh->head;
     sh->head = n;
@@ -139,8 +144,9 @@ static void cache_evict_one(cache *c)
         pthread_rwlock_rdlock(&sh->lock);
         for (cnode *n = sh->head; n; n = n->next) {
             uint64_t u = atomic_load_explicit(&n->used, memory_order_relaxed);
-            /* at most two nodes (a version and the latest link) share an entry */
-            int idle = atomic_load_explicit(&n->e->refs, memory_order_relaxed) <= 2;
+            /* idle: only the table's own nodes hold it */
+            int idle = atomic_load_explicit(&n->e->refs, memory_order_relaxed) <=
+                       atomic_load_explicit(&n->e->nodes, memory_order_relaxed);
             if ((idle && !best_idle) || (idle == best_idle && u < best_used)) {
                 best_sh = sh;
                 best_used = u;
@@ -169,6 +175,7 @@ static void cache_evict_one(cache *c)
         cnode *n = *victim;
         *victim = n->next;
         drop = n->e;
+        atomic_fetch_sub_explicit(&drop->nodes, 1, memory_order_relaxed);
         free(n);
         atomic_fetch_sub(&c->n_nodes, 1);
     }
@@ -227,15 +234,19 @@ void cache_free(cache *c)
 /* ---- lookups ------------------------------------------------------------ */
 
 /* Reads the blob (no lock held) and loads it into a fresh entry with one
- * reference, the caller's. */
-static int cache_load(cache *c, const char *model, uint32_t version, centry **out, srv_err *e)
+ * reference, the caller's.  A label ("" for none) is resolved to its
+ * version first, on the same connection. */
+static int cache_load(cache *c, const char *model, uint32_t version, const char *label,
+                      centry **out, srv_err *e)
 {
     void *blob = NULL;
     size_t len = 0;
     uint32_t got = 0;
 
     store *s = store_pool_get(c->pool);
-    int rc = store_version_blob(s, model, version, &blob, &len, &got, e);
+    int rc = label[0] ? store_label_version(s, model, label, &version, e) : 0;
+    if (rc == 0)
+        rc = store_version_blob(s, model, version, &blob, &len, &got, e);
     store_pool_put(c->pool, s);
     if (rc != 0)
         return -1;
@@ -264,12 +275,14 @@ static int cache_load(cache *c, const char *model, uint32_t version, centry **ou
     return 0;
 }
 
-int cache_get(cache *c, const char *model, uint32_t version, const cache_entry **out, srv_err *e)
+/* A version, the served default (0, "") or a label's version (0, label). */
+static int cache_lookup(cache *c, const char *model, uint32_t version, const char *label,
+                        const cache_entry **out, srv_err *e)
 {
     cshard *sh = cache_shard(c, model);
 
     pthread_rwlock_rdlock(&sh->lock);
-    cnode *n = shard_find(sh, model, version);
+    cnode *n = shard_find(sh, model, version, label);
     if (n) {
         centry_ref(n->e);
         uint64_t now = cache_now();
@@ -284,7 +297,7 @@ int cache_get(cache *c, const char *model, uint32_t version, const cache_entry *
     pthread_rwlock_unlock(&sh->lock);
 
     centry *ce = NULL;
-    if (cache_load(c, model, version, &ce, e) != 0)
+    if (cache_load(c, model, version, label, &ce, e) != 0)
         return -1;
 
     int added = 0;
@@ -292,16 +305,17 @@ int cache_get(cache *c, const char *model, uint32_t version, const cache_entry *
     if (sh->gen == gen) {
         /* Another request may have loaded the same version meanwhile:
          * serve the published one so every request shares one copy. */
-        cnode *have = shard_find(sh, model, ce->pub.version);
+        cnode *have = shard_find(sh, model, ce->pub.version, "");
         if (have) {
             centry *mine = ce;
             ce = have->e;
             centry_ref(ce);
             centry_unref(mine); /* refs was 1: frees it, under the lock but cheap */
-        } else if (shard_insert(c, sh, model, ce->pub.version, ce) == 0) {
+        } else if (shard_insert(c, sh, model, ce->pub.version, "", ce) == 0) {
             added++;
         }
-        if (version == 0 && !shard_find(sh, model, 0) && shard_insert(c, sh, model, 0, ce) == 0)
+        if (version == 0 && !shard_find(sh, model, 0, label) &&
+            shard_insert(c, sh, model, 0, label, ce) == 0)
             added++;
     }
     pthread_rwlock_unlock(&sh->lock);
@@ -311,6 +325,17 @@ int cache_get(cache *c, const char *model, uint32_t version, const cache_entry *
 
     *out = &ce->pub;
     return 0;
+}
+
+int cache_get(cache *c, const char *model, uint32_t version, const cache_entry **out, srv_err *e)
+{
+    return cache_lookup(c, model, version, "", out, e);
+}
+
+int cache_get_label(cache *c, const char *model, const char *label, const cache_entry **out,
+                    srv_err *e)
+{
+    return cache_lookup(c, model, 0, label, out, e);
 }
 
 void cache_release(cache *c, const cache_entry *entry)
@@ -343,6 +368,7 @@ void cache_invalidate(cache *c, const char *model)
     /* freeing weights can take a while: outside the lock */
     while (dropped) {
         cnode *next = dropped->next;
+        atomic_fetch_sub_explicit(&dropped->e->nodes, 1, memory_order_relaxed);
         centry_unref(dropped->e);
         free(dropped);
         dropped = next;

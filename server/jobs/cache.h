@@ -24,9 +24,14 @@ typedef struct {
 int cache_create(store_pool *pool, size_t max_entries, cache **out);
 void cache_free(cache *c);
 
-/* version 0 = the latest.  On success *out must be released with
- * cache_release().  Errors as store_version_blob. */
+/* version 0 = the served default (the label "default", else the latest).
+ * On success *out must be released with cache_release().  Errors as
+ * store_version_blob. */
 int cache_get(cache *c, const char *model, uint32_t version, const cache_entry **out, srv_err *e);
+/* The version a label points at, cached like the default link (a label
+ * change invalidates the model); ERR_NOT_FOUND without the label. */
+int cache_get_label(cache *c, const char *model, const char *label, const cache_entry **out,
+                    srv_err *e);
 void cache_release(cache *c, const cache_entry *entry);
 
 /* Drops every entry of a model (new version trained, model deleted). */
