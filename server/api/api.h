@@ -13,6 +13,11 @@
  * of a list endpoint, whose cursor is a name or a sequence number. */
 typedef enum { PAGE_BY_NAME, PAGE_BY_SEQ } api_page_kind;
 int api_page_parse(const http_req *rq, api_page_kind kind, store_page *pg, srv_err *e);
+/* A whole list endpoint without filters: the page from the query, one
+ * store call, {"<key>": [...], "next"} (models, data sets, keys). */
+typedef int (*store_list_fn)(store *s, store_page *pg, json_t **out, srv_err *e);
+void api_page_list(app *a, const http_req *rq, http_res *rs, api_page_kind kind,
+                   store_list_fn list, const char *key);
 /* {"<key>": items, "next": cursor or null} (takes items). */
 json_t *api_page_body(const char *key, json_t *items, const store_page *pg);
 

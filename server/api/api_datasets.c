@@ -60,21 +60,7 @@ fail:
 
 void api_datasets_list(app *a, const http_req *rq, http_res *rs)
 {
-    srv_err e = {0};
-    json_t *arr = NULL;
-    store_page pg;
-    if (api_page_parse(rq, PAGE_BY_NAME, &pg, &e) != 0) {
-        http_res_error(rs, &e);
-        return;
-    }
-    store *s = store_pool_get(a->pool);
-    int rc = store_dataset_list(s, &pg, &arr, &e);
-    store_pool_put(a->pool, s);
-    if (rc != 0) {
-        http_res_error(rs, &e);
-        return;
-    }
-    http_res_json(rs, 200, api_page_body("datasets", arr, &pg));
+    api_page_list(a, rq, rs, PAGE_BY_NAME, store_dataset_list, "datasets");
 }
 
 void api_dataset_get(app *a, const http_req *rq, http_res *rs)

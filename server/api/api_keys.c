@@ -78,22 +78,7 @@ void api_keys_create(app *a, const http_req *rq, http_res *rs)
 
 void api_keys_list(app *a, const http_req *rq, http_res *rs)
 {
-    srv_err e = {0};
-    json_t *arr = NULL;
-    store_page pg;
-    if (api_page_parse(rq, PAGE_BY_SEQ, &pg, &e) != 0) {
-        http_res_error(rs, &e);
-        return;
-    }
-    store *s = store_pool_get(a->pool);
-    int rc = s ? store_key_list(s, &pg, &arr, &e)
-               : err_set(&e, ERR_UNAVAILABLE, "the database is not available; retry later");
-    store_pool_put(a->pool, s);
-    if (rc != 0) {
-        http_res_error(rs, &e);
-        return;
-    }
-    http_res_json(rs, 200, api_page_body("keys", arr, &pg));
+    api_page_list(a, rq, rs, PAGE_BY_SEQ, store_key_list, "keys");
 }
 
 void api_key_delete(app *a, const http_req *rq, http_res *rs)

@@ -45,21 +45,7 @@ void api_models_create(app *a, const http_req *rq, http_res *rs)
 
 void api_models_list(app *a, const http_req *rq, http_res *rs)
 {
-    srv_err e = {0};
-    json_t *arr = NULL;
-    store_page pg;
-    if (api_page_parse(rq, PAGE_BY_NAME, &pg, &e) != 0) {
-        http_res_error(rs, &e);
-        return;
-    }
-    store *s = store_pool_get(a->pool);
-    int rc = store_model_list(s, &pg, &arr, &e);
-    store_pool_put(a->pool, s);
-    if (rc != 0) {
-        http_res_error(rs, &e);
-        return;
-    }
-    http_res_json(rs, 200, api_page_body("models", arr, &pg));
+    api_page_list(a, rq, rs, PAGE_BY_NAME, store_model_list, "models");
 }
 
 void api_model_get(app *a, const http_req *rq, http_res *rs)

@@ -57,6 +57,27 @@ int api_page_parse(const http_req *rq, api_page_kind kind, store_page *pg, srv_e
     return 0;
 }
 
+void api_page_list(app *a, const http_req *rq, http_res *rs, api_page_kind kind,
+                   store_list_fn list, const char *key)
+{
+    srv_err e = {0};
+    json_t *arr = NULL;
+    store_page pg;
+    if (api_page_parse(rq, kind, &pg, &e) != 0) {
+        http_res_error(rs, &e);
+        return;
+    }
+    store *s = store_pool_get(a->pool);
+    int rc = s ? list(s, &pg, &arr, &e)
+               : err_set(&e, ERR_UNAVAILABLE, "the database is not available; retry later");
+    store_pool_put(a->pool, s);
+    if (rc != 0) {
+        http_res_error(rs, &e);
+        return;
+    }
+    http_res_json(rs, 200, api_page_body(key, arr, &pg));
+}
+
 json_t *api_page_body(const char *key, json_t *items, const store_page *pg)
 {
     return json_pack("{s:o,s:o}", key, items, "next",
