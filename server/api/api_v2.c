@@ -35,9 +35,9 @@ void api_v2_server(app *a, const http_req *rq, http_res *rs)
 {
     (void)a;
     (void)rq;
-    /* extensions: none yet (binary_tensor_data comes with v2 infer) */
-    http_res_json(rs, 200, json_pack("{s:s,s:s,s:[]}", "name", "backpropd", "version",
-                                     BACKPROPD_VERSION, "extensions"));
+    /* binary_tensor_data: api_v2_infer.c */
+    http_res_json(rs, 200, json_pack("{s:s,s:s,s:[s]}", "name", "backpropd", "version",
+                                     BACKPROPD_VERSION, "extensions", "binary_tensor_data"));
 }
 
 /* {name} and the optional {v} (0 when absent). */

@@ -50,8 +50,8 @@ const route route_table[] = {
     {"GET",    "/v2/models/{name}/ready",          api_v2_model_ready,       AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"GET",    "/v2/models/{name}/versions/{v}",   api_v2_model,             AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"GET",    "/v2/models/{name}/versions/{v}/ready", api_v2_model_ready,   AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
-    {"POST",   "/v2/models/{name}/infer",          api_v2_infer,             AUTH_PREDICT, BODY_JSON,        JS_BODY_PLAIN,   NULL},
-    {"POST",   "/v2/models/{name}/versions/{v}/infer", api_v2_infer,         AUTH_PREDICT, BODY_JSON,        JS_BODY_PLAIN,   NULL},
+    {"POST",   "/v2/models/{name}/infer",          api_v2_infer,             AUTH_PREDICT, BODY_RAW,         JS_BODY_PLAIN,   NULL},
+    {"POST",   "/v2/models/{name}/versions/{v}/infer", api_v2_infer,         AUTH_PREDICT, BODY_RAW,         JS_BODY_PLAIN,   NULL},
 };
 /* clang-format on */
 

@@ -96,7 +96,7 @@ static http_ctx *ctx_list;
 
 /* How this request's body is read: the route's route_body, with
  * BODY_JSON_OR_CSV settled by its Content-Type. */
-typedef enum { READ_NONE, READ_JSON, READ_CSV } body_read;
+typedef enum { READ_NONE, READ_JSON, READ_CSV, READ_RAW } body_read;
 
 /* Paths up to this long live inside the request state (nearly all do). */
 #define PATH_INLINE 96
@@ -121,8 +121,10 @@ typedef struct {
     unsigned long long clen; /* Content-Length, when has_len */
     int has_len;
     int has_query;        /* the request line had a '?' */
-    char *gather;         /* a prediction body gathered whole (PREDICT_GATHER_MAX) */
+    char *gather;         /* a prediction body gathered whole (PREDICT_GATHER_MAX),
+                             or a BODY_RAW one (up to --max-body) */
     size_t gather_len;
+    size_t gather_cap;    /* BODY_RAW: the room in gather */
     int overflow;         /* more than --max-body arrived */
     int oom;              /* the JSON parser could not be created */
     csvload *csv;
@@ -224,6 +226,13 @@ const char *http_query(const http_req *rq, const char *key)
     if (!rq || !rq->conn || !key)
         return NULL;
     return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *http_header(const http_req *rq, const char *name)
+{
+    if (!rq || !rq->conn || !name)
+        return NULL;
+    return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
 }
 
 void http_res_json(http_res *rs, int status, json_t *body)
@@ -389,6 +398,8 @@ static enum MHD_Result respond(req_state *st, struct MHD_Connection *conn, const
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (rs->location[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rs->location);
+    if (rs->header)
+        MHD_add_response_header(resp, rs->header, rs->header_value);
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (status == 401) /* RFC 6750: how to authenticate */
@@ -399,7 +410,7 @@ static enum MHD_Result respond(req_state *st, struct MHD_Connection *conn, const
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_METHODS,
                                 router_allow(st->match.path));
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_HEADERS,
-                                "Content-Type, Authorization");
+                                "Content-Type, Authorization, Inference-Header-Content-Length");
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_MAX_AGE, "86400");
     }
     if (st->close || atomic_load(&ctx->stopping))
@@ -621,7 +632,22 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
                       "request body is %llu bytes; the limit is %zu bytes (--max-body)", clen,
                       cfg->limits.max_body);
 
-    st->kind = st->route->body == BODY_NONE ? READ_NONE : READ_JSON;
+    st->kind = st->route->body == BODY_NONE  ? READ_NONE
+               : st->route->body == BODY_RAW ? READ_RAW
+                                             : READ_JSON;
+    if (st->kind == READ_RAW) {
+        /* v2 clients send binary tensors as octet-stream, and tritonclient
+         * sends no Content-Type at all */
+        ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (ctype && !media_is(ctype, "application/json") &&
+            !media_is(ctype, "application/octet-stream")) {
+            safe_copy(ctype, safe, 100);
+            return reject(st, conn, method, ERR_UNSUPPORTED_MEDIA_TYPE, NULL,
+                          "Content-Type: expected application/json or application/octet-stream "
+                          "(a JSON header and binary tensors), got \"%s\"",
+                          safe);
+        }
+    }
     if (st->kind == READ_JSON) {
         int csv_ok = st->route->body == BODY_JSON_OR_CSV;
         ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -656,6 +682,27 @@ static enum MHD_Result request_begin(req_state *st, struct MHD_Connection *conn,
             return reject_err(st, conn, method, &e, NULL);
     }
     return MHD_YES;
+}
+
+/* Appends a BODY_RAW chunk (the total is within --max-body already),
+ * sized by Content-Length when there is one. */
+static int raw_gather(req_state *st, const char *data, size_t n)
+{
+    if (st->gather_len + n > st->gather_cap) {
+        size_t cap = st->gather_cap ? st->gather_cap * 2 : 1024;
+        if (st->has_len && st->clen >= st->gather_len + n)
+            cap = (size_t)st->clen;
+        while (cap < st->gather_len + n)
+            cap *= 2;
+        char *p = realloc(st->gather, cap);
+        if (!p)
+            return -1;
+        st->gather = p;
+        st->gather_cap = cap;
+    }
+    memcpy(st->gather + st->gather_len, data, n);
+    st->gather_len += n;
+    return 0;
 }
 
 static void request_data(req_state *st, const char *data, size_t n)
@@ -709,6 +756,10 @@ static void request_data(req_state *st, const char *data, size_t n)
         jsonstream_feed(st->js, data, n, &ignored);
         break;
     }
+    case READ_RAW:
+        if (!st->oom && raw_gather(st, data, n) != 0)
+            st->oom = 1;
+        break;
     case READ_CSV:
         if (!st->csv_failed && csvload_feed(st->csv, data, n, &st->err) != 0)
             st->csv_failed = 1;
@@ -762,6 +813,9 @@ static enum MHD_Result request_end(req_state *st, struct MHD_Connection *conn, c
         }
         rq.json = body.tree;
         rq.data = &body;
+    } else if (st->kind == READ_RAW) {
+        rq.body = st->gather ? st->gather : "";
+        rq.body_len = st->gather_len;
     } else if (st->kind == READ_CSV) {
         int rc;
         if (st->csv_failed) {

@@ -28,6 +28,8 @@ typedef struct http_req {
     struct jsonstream_result *data; /* with json: the data arrays read as matrices
                                        (jsonstream.h; json is data->tree), for the
                                        decode_*_streamed decoders, which take them */
+    const char *body;          /* BODY_RAW routes: the body's bytes (not NUL-terminated) */
+    size_t body_len;
 } http_req;
 
 typedef struct http_res {
@@ -37,10 +39,14 @@ typedef struct http_res {
     size_t text_len;
     const char *content_type;  /* for text; JSON sets its own */
     char location[160];        /* Location header when not empty */
+    const char *header;        /* one more header's name (static), or NULL */
+    char header_value[32];     /* ... and its value */
 } http_res;
 
 /* A query-string argument, or NULL. */
 const char *http_query(const http_req *rq, const char *key);
+/* A request header, or NULL. */
+const char *http_header(const http_req *rq, const char *name);
 
 /* Sets status and {"error":...} body from e. */
 void http_res_error(http_res *rs, const srv_err *e);

@@ -29,7 +29,10 @@ typedef enum {
     BODY_NONE,        /* none is read (one that comes is dropped) */
     BODY_JSON,        /* application/json, streamed through jsonstream */
     BODY_JSON_OR_CSV, /* that, or text/csv (?name=&label=) through csvload */
-    BODY_PREDICT      /* JSON gathered whole for the prediction scanner */
+    BODY_PREDICT,     /* JSON gathered whole for the prediction scanner */
+    BODY_RAW          /* the bytes gathered whole for the handler (http_req.body):
+                         v2 infer, a JSON header and binary tensors after it;
+                         application/json, application/octet-stream or none */
 } route_body;
 
 typedef struct route {

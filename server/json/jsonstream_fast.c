@@ -10,11 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int js_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
 /* The prediction hot path: a body {"inputs":[[n,...],...]} that arrives in
  * one chunk (as every prediction up to 1 MiB does: http.c gathers them) is
  * read by this strict scanner instead of yajl, at a fraction of the cost,
@@ -66,92 +61,9 @@ __attribute__((aligned(64))) int js_fast_predict(const srv_limits *lim, const ch
         for (;;) {
             WS();
             double x;
-            /* One or two digits and then neither a digit, '.' nor an
-             * exponent (pixels, counts, codes, one-hot 0/1): the value is
-             * the integer itself, as jnum_read reads it; whatever follows
-             * is checked below as after any number. */
-            if (end - p >= 3 && (unsigned char)(*p - '0') <= 9) {
-                unsigned d0 = (unsigned char)(p[0] - '0'), d1 = (unsigned char)(p[1] - '0');
-                if (d1 > 9 && p[1] != '.' && (p[1] | 0x20) != 'e') {
-                    x = d0;
-                    p += 1;
-                    goto have_number;
-                }
-                if (d0 != 0 && d1 <= 9 && (unsigned char)(p[2] - '0') > 9 && p[2] != '.' &&
-                    (p[2] | 0x20) != 'e') {
-                    x = d0 * 10 + d1;
-                    p += 2;
-                    goto have_number;
-                }
-            }
-            /* JSON's number grammar, accumulating what jnum_read's fast
-             * cases need on the way; the rest goes to jnum_read itself */
-            const char *t = p, *d;
-            uint64_t m = 0;
-            int sig = 0, is_int = 1, neg = 0;
-            long e10 = 0;
-            if (p < end && *p == '-') {
-                neg = 1;
-                p++;
-            }
-            if (p < end && *p == '0') {
-                p++;
-            } else if (p < end && *p >= '1' && *p <= '9') {
-                for (; p < end && js_digit(*p); p++)
-                    if (sig < 19) {
-                        m = m * 10 + (uint64_t)(*p - '0');
-                        sig++;
-                    } else {
-                        sig = 99; /* too long for the fast cases */
-                    }
-            } else {
+            int is_int;
+            if (js_scan_num(&p, end, &x, &is_int) != 0)
                 goto no;
-            }
-            if (p < end && *p == '.') {
-                is_int = 0;
-                for (d = ++p; p < end && js_digit(*p); p++)
-                    if (sig < 19) {
-                        m = m * 10 + (uint64_t)(*p - '0');
-                        if (m)
-                            sig++;
-                        e10--;
-                    } else {
-                        sig = 99;
-                    }
-                if (p == d)
-                    goto no;
-            }
-            if (p < end && (*p == 'e' || *p == 'E')) {
-                is_int = 0;
-                sig = 99; /* exponents: jnum_read */
-                p++;
-                if (p < end && (*p == '+' || *p == '-'))
-                    p++;
-                for (d = p; p < end && js_digit(*p);)
-                    p++;
-                if (p == d)
-                    goto no;
-            }
-            if (p >= end)
-                goto no;
-            if (sig <= 18 && (is_int || (m <= (1ull << 53) && e10 >= -22))) {
-                /* jnum_read's first and third cases, exactly; |x| < 10^18,
-                 * so within float32 without a check */
-                x = (double)m;
-                if (!is_int && e10)
-                    x /= jnum_pow10[-e10];
-                if (neg)
-                    x = is_int && m == 0 ? 0.0 : -x;
-            } else {
-                jv v;
-                const char *why;
-                if (jnum_read(t, (size_t)(p - t), &v, &why) != 0)
-                    goto no;
-                x = v.t == JV_INT ? (double)v.i : v.d;
-                if (!(x <= (double)FLT_MAX && x >= -(double)FLT_MAX))
-                    goto no;
-            }
-        have_number:
             if (col >= col_max)
                 goto no;
             if (at >= cap) {

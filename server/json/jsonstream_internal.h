@@ -13,6 +13,7 @@
  *   jsonstream_keys.c     the duplicate-key set
  *   jsonstream_prescan.c  the raw scan of each chunk before yajl sees it
  *   jsonstream_fast.c     the prediction scanner, the hot path
+ *   v2scan.c              the v2 inference request scanner (v2scan.h)
  *   jnum.c                the number lexer (jnum.h)
  *
  * What the hot paths call across pieces is static inline here, so it still
@@ -60,6 +61,115 @@ static inline uint32_t min_u32(uint32_t a, uint32_t b)
 static inline int js_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* ---- the scanners' number reader (jsonstream_fast.c, v2scan.c) ---------- */
+
+static inline int js_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* One JSON number at *pp, read as jnum_read reads it (jansson's int64 and
+ * double rules): *x its value, *is_int whether it was an integer literal
+ * within int64.  Something must follow it before end (a number at the end
+ * of a body is a cut body).  0 with *pp past it, or -1 - not a number, or
+ * beyond float32's range - with *pp anywhere: the scanners then give up.
+ * Inline: it is the prediction scanner's inner loop. */
+static inline int js_scan_num(const char **pp, const char *end, double *x, int *is_int)
+{
+    const char *p = *pp;
+    /* One or two digits and then neither a digit, '.' nor an exponent
+     * (pixels, counts, codes, one-hot 0/1): the value is the integer
+     * itself, as jnum_read reads it; whatever follows is the caller's. */
+    if (end - p >= 3 && (unsigned char)(*p - '0') <= 9) {
+        unsigned d0 = (unsigned char)(p[0] - '0'), d1 = (unsigned char)(p[1] - '0');
+        if (d1 > 9 && p[1] != '.' && (p[1] | 0x20) != 'e') {
+            *x = d0;
+            *is_int = 1;
+            *pp = p + 1;
+            return 0;
+        }
+        if (d0 != 0 && d1 <= 9 && (unsigned char)(p[2] - '0') > 9 && p[2] != '.' &&
+            (p[2] | 0x20) != 'e') {
+            *x = d0 * 10 + d1;
+            *is_int = 1;
+            *pp = p + 2;
+            return 0;
+        }
+    }
+    /* JSON's number grammar, accumulating what jnum_read's fast cases need
+     * on the way; the rest goes to jnum_read itself */
+    const char *t = p, *d;
+    uint64_t m = 0;
+    int sig = 0, integer = 1, neg = 0;
+    long e10 = 0;
+    if (p < end && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (p < end && *p == '0') {
+        p++;
+    } else if (p < end && *p >= '1' && *p <= '9') {
+        for (; p < end && js_digit(*p); p++)
+            if (sig < 19) {
+                m = m * 10 + (uint64_t)(*p - '0');
+                sig++;
+            } else {
+                sig = 99; /* too long for the fast cases */
+            }
+    } else {
+        return -1;
+    }
+    if (p < end && *p == '.') {
+        integer = 0;
+        for (d = ++p; p < end && js_digit(*p); p++)
+            if (sig < 19) {
+                m = m * 10 + (uint64_t)(*p - '0');
+                if (m)
+                    sig++;
+                e10--;
+            } else {
+                sig = 99;
+            }
+        if (p == d)
+            return -1;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        integer = 0;
+        sig = 99; /* exponents: jnum_read */
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        for (d = p; p < end && js_digit(*p);)
+            p++;
+        if (p == d)
+            return -1;
+    }
+    if (p >= end)
+        return -1;
+    if (sig <= 18 && (integer || (m <= (1ull << 53) && e10 >= -22))) {
+        /* jnum_read's first and third cases, exactly; |x| < 10^18, so
+         * within float32 (and an integer within int64) without a check */
+        double v = (double)m;
+        if (!integer && e10)
+            v /= jnum_pow10[-e10];
+        if (neg)
+            v = integer && m == 0 ? 0.0 : -v;
+        *x = v;
+        *is_int = integer;
+    } else {
+        jv v;
+        const char *why;
+        if (jnum_read(t, (size_t)(p - t), &v, &why) != 0)
+            return -1;
+        *x = v.t == JV_INT ? (double)v.i : v.d;
+        *is_int = v.t == JV_INT;
+        if (!(*x <= (double)FLT_MAX && *x >= -(double)FLT_MAX))
+            return -1;
+    }
+    *pp = p;
+    return 0;
 }
 
 /* ---- the collector (jsonstream_collect.c) ------------------------------- */
