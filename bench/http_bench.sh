@@ -1,7 +1,8 @@
 #!/bin/bash
 # The HTTP prediction benchmark: one 64-float row per POST over keep-alive,
-# wrk -t2 -c64 on 127.0.0.1, against build/backpropd serving a small digits
-# model (64-32-10) trained here first, as the daemon ships (--log-level
+# wrk -t2 -c64 on 127.0.0.1, against build/backpropd serving the digits
+# model of the shared workload (64-128-64-10) trained here first, as the
+# daemon ships (--log-level
 # info: one access-log line per request) and with --log-level warn beside
 # it; then the same load against the machine's HTTP ceiling
 # (../shared/bench/http_ceiling.sh, a minimal libmicrohttpd server).  The
@@ -91,7 +92,7 @@ json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p"; }
 api POST '/v1/datasets?name=digits&label=digit' -H 'Content-Type: text/csv' \
     --data-binary "@$root/tests/data/digits.csv" >/dev/null
 api POST /v1/models -H 'Content-Type: application/json' --data-binary \
-    '{"name":"digits","inputs":64,"layers":[{"units":32,"activation":"relu"},{"units":10,"activation":"softmax"}],"loss":"cross_entropy","seed":1}' >/dev/null
+    '{"name":"digits","inputs":64,"layers":[{"units":128,"activation":"relu"},{"units":64,"activation":"relu"},{"units":10,"activation":"softmax"}],"loss":"cross_entropy","seed":1}' >/dev/null
 job=$(api POST /v1/jobs -H 'Content-Type: application/json' --data-binary \
     '{"model":"digits","dataset":"digits","epochs":5,"batch_size":32,"normalize":"standard","seed":1}' | json_field id)
 [ -n "$job" ] || die "POST /v1/jobs returned no id"
