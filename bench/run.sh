@@ -7,6 +7,7 @@
 #   run when /usr/bin/python3 can import torch and sklearn.
 #   BENCH_ARGS="digits predict" limits bench_core's workloads.
 #   BENCH_HTTP=0 skips the HTTP prediction benchmark (bench/http_bench.sh).
+#   BENCH_IDLE=0 skips start-up time and idle RSS (bench/idle_bench.py).
 set -u
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,6 +47,9 @@ if [ "$run_peers" = 1 ]; then
     else
         echo "bench/run.sh: peers requested but $PEERS is missing" >&2
     fi
+fi
+if [ "${BENCH_IDLE:-1}" = 1 ] && [ -x "$BUILD/backpropd" ]; then
+    /usr/bin/python3 "$ROOT/bench/idle_bench.py" "$BUILD" || echo "bench/run.sh: idle_bench.py failed (exit $?)" >&2
 fi
 if [ "${BENCH_HTTP:-1}" = 1 ] && [ -x "$BUILD/backpropd" ]; then
     bash "$ROOT/bench/http_bench.sh" "$BUILD" || echo "bench/run.sh: http_bench.sh failed (exit $?)" >&2

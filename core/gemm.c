@@ -148,56 +148,87 @@ void bp_gemv(size_t rows, size_t cols, const bp_real *W, const bp_real *x, bp_re
 }
 
 /* One-row inference from a prepared model's transposed copy: blocks of
- * BP_VN outputs, each a sum of whole vectors (row j of Wt times x[j]) read
+ * VN outputs, each a sum of whole vectors (row j of Wt times x[j]) read
  * along the rows, four blocks at a time while they last, in registers
  * named one by one (an array indexed in a loop would live on the stack);
- * stored as they are, with no horizontal sums at all. */
-/* s into y, or its first `left` lanes when fewer remain (a macro: no
- * vector crosses a function boundary, see internal.h) */
-#define GEMV_T_STORE(y, left, s)                                                           \
+ * stored as they are, with no horizontal sums at all.
+ *
+ * The body is written once for two vector widths.  GCC 12 lowers the
+ * 64-byte bp_vr of internal.h badly where the target has no 64-byte
+ * registers: in the avx2 clone every x[j] broadcast went through 16
+ * stores to the stack and the accumulators were spilled, and a 128x64
+ * product took 4.3 us instead of 0.25 us (17x; the 64-128-64-10 one-row
+ * prediction 13 us of CPU, more than the whole HTTP request around it).
+ * So bp_vr where the target has zmm registers, 32-byte vectors elsewhere. */
+typedef bp_real bp_vr32 __attribute__((vector_size(32)));
+
+/* s (of type VT, VN lanes) into y, or its first `left` lanes when fewer
+ * remain (a macro: no vector crosses a function boundary, see internal.h) */
+#define GEMV_T_STORE(VT, VN, y, left, s)                                                   \
     do {                                                                                   \
-        bp_vr v_ = (s);                                                                    \
-        if ((left) >= BP_VN)                                                               \
-            BP_VSTORE((y), v_);                                                            \
+        VT v_ = (s);                                                                       \
+        if ((left) >= (VN))                                                                \
+            __builtin_memcpy((y), &v_, sizeof v_);                                         \
         else                                                                               \
             memcpy((y), &v_, (left) * sizeof(bp_real));                                    \
     } while (0)
+#define GEMV_T_LOAD(VT, p) ({ VT l_; __builtin_memcpy(&l_, (p), sizeof l_); l_; })
 
-BP_CLONES
+#define GEMV_T_BODY(VT, VN)                                                                \
+    size_t i = 0;                                                                          \
+    for (; i + 3 * (VN) < rows; i += 4 * (VN)) {                                           \
+        VT a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                                         \
+        const bp_real *w = Wt + i;                                                         \
+        for (size_t j = 0; j < cols; j++, w += ld) {                                       \
+            bp_real xj = x[j];                                                             \
+            a0 += GEMV_T_LOAD(VT, w) * xj;                                                 \
+            a1 += GEMV_T_LOAD(VT, w + (VN)) * xj;                                          \
+            a2 += GEMV_T_LOAD(VT, w + 2 * (VN)) * xj;                                      \
+            a3 += GEMV_T_LOAD(VT, w + 3 * (VN)) * xj;                                      \
+        }                                                                                  \
+        GEMV_T_STORE(VT, VN, y + i, (size_t)(VN), a0);                                     \
+        GEMV_T_STORE(VT, VN, y + i + (VN), (size_t)(VN), a1);                              \
+        GEMV_T_STORE(VT, VN, y + i + 2 * (VN), (size_t)(VN), a2);                          \
+        GEMV_T_STORE(VT, VN, y + i + 3 * (VN), rows - i - 3 * (VN), a3);                   \
+    }                                                                                      \
+    for (; i < rows; i += (VN)) {                                                          \
+        /* one block: four partial sums over j so the additions overlap */                 \
+        VT a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                                         \
+        const bp_real *w = Wt + i;                                                         \
+        size_t j = 0;                                                                      \
+        for (; j + 4 <= cols; j += 4, w += 4 * ld) {                                       \
+            a0 += GEMV_T_LOAD(VT, w) * x[j];                                               \
+            a1 += GEMV_T_LOAD(VT, w + ld) * x[j + 1];                                      \
+            a2 += GEMV_T_LOAD(VT, w + 2 * ld) * x[j + 2];                                  \
+            a3 += GEMV_T_LOAD(VT, w + 3 * ld) * x[j + 3];                                  \
+        }                                                                                  \
+        for (; j < cols; j++, w += ld)                                                     \
+            a0 += GEMV_T_LOAD(VT, w) * x[j];                                               \
+        GEMV_T_STORE(VT, VN, y + i, rows - i, (a0 + a1) + (a2 + a3));                      \
+    }
+
+__attribute__((target("avx512f"))) static void gemv_t_zmm(size_t rows, size_t cols, size_t ld,
+                                                          const bp_real *Wt, const bp_real *x,
+                                                          bp_real *y)
+{
+    GEMV_T_BODY(bp_vr, BP_VN)
+}
+
+__attribute__((target_clones("avx2", "default"))) static void
+gemv_t_ymm(size_t rows, size_t cols, size_t ld, const bp_real *Wt, const bp_real *x, bp_real *y)
+{
+    GEMV_T_BODY(bp_vr32, sizeof(bp_vr32) / sizeof(bp_real))
+}
+
 void bp_gemv_t(size_t rows, size_t cols, size_t ld, const bp_real *Wt, const bp_real *x,
                bp_real *y)
 {
-    size_t i = 0;
-    for (; i + 3 * BP_VN < rows; i += 4 * BP_VN) {
-        bp_vr a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-        const bp_real *w = Wt + i;
-        for (size_t j = 0; j < cols; j++, w += ld) {
-            bp_real xj = x[j];
-            a0 += BP_VLOAD(w) * xj;
-            a1 += BP_VLOAD(w + BP_VN) * xj;
-            a2 += BP_VLOAD(w + 2 * BP_VN) * xj;
-            a3 += BP_VLOAD(w + 3 * BP_VN) * xj;
-        }
-        BP_VSTORE(y + i, a0);
-        BP_VSTORE(y + i + BP_VN, a1);
-        BP_VSTORE(y + i + 2 * BP_VN, a2);
-        GEMV_T_STORE(y + i + 3 * BP_VN, rows - i - 3 * BP_VN, a3);
-    }
-    for (; i < rows; i += BP_VN) {
-        /* one block: four partial sums over j so the additions overlap */
-        bp_vr a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-        const bp_real *w = Wt + i;
-        size_t j = 0;
-        for (; j + 4 <= cols; j += 4, w += 4 * ld) {
-            a0 += BP_VLOAD(w) * x[j];
-            a1 += BP_VLOAD(w + ld) * x[j + 1];
-            a2 += BP_VLOAD(w + 2 * ld) * x[j + 2];
-            a3 += BP_VLOAD(w + 3 * ld) * x[j + 3];
-        }
-        for (; j < cols; j++, w += ld)
-            a0 += BP_VLOAD(w) * x[j];
-        GEMV_T_STORE(y + i, rows - i, (a0 + a1) + (a2 + a3));
-    }
+    /* ld is a multiple of BP_VN (round_vn), so of either width: every
+     * block but the last is a whole vector's load and store */
+    if (__builtin_cpu_supports("avx512f"))
+        gemv_t_zmm(rows, cols, ld, Wt, x, y);
+    else
+        gemv_t_ymm(rows, cols, ld, Wt, x, y);
 }
 
 /* ---- transposes ------------------------------------------------------------

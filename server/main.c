@@ -198,5 +198,6 @@ int main(int argc, char **argv)
     store_pool_close(a.pool);
     metrics_free(a.metrics);
     log_msg(LOG_INFO, "stopped");
+    log_shutdown(); /* the access lines of the last requests */
     return 0;
 }

@@ -507,12 +507,15 @@ Test(engine, transpose_shapes)
  * follow the new weights. */
 Test(engine, prepared_one_row_predictions_agree_with_the_batch)
 {
-    static const uint32_t widths[] = {1, 3, 15, 16, 17, 33, 64};
-    for (size_t w = 0; w < sizeof widths / sizeof *widths; w++) {
+    /* around both widths bp_gemv_t works in (8 and 16 floats), and its
+     * four-block loop (25 and more outputs for 8) */
+    static const uint32_t widths[] = {1, 3, 8, 9, 15, 16, 17, 25, 33, 64};
+    enum { NW = sizeof widths / sizeof *widths };
+    for (size_t w = 0; w < NW; w++) {
         const bp_layer_spec L[3] = {{widths[w], BP_ACT_RELU, 0},
-                                    {widths[(w + 3) % 7], BP_ACT_TANH, 0},
+                                    {widths[(w + 3) % NW], BP_ACT_TANH, 0},
                                     {10, BP_ACT_SOFTMAX, 0}};
-        const uint32_t in = widths[(w + 5) % 7] + 2;
+        const uint32_t in = widths[(w + 5) % NW] + 2;
         bp_model *m = make(in, 3, L, BP_LOSS_CROSS_ENTROPY, BP_INIT_AUTO, (uint64_t)w + 1);
         enum { R = 5 };
         float *X = malloc(R * in * sizeof *X), batch[R * 10], one[10];

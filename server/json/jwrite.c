@@ -304,6 +304,16 @@ size_t jw_escape(char *out, size_t cap, const char *str)
     out[w++] = '"';
     for (size_t i = 0, adv; i < len; i += adv) {
         char tmp[JW_CHAR_MAX];
+        unsigned c = s[i];
+        /* Printable ASCII other than the quote and backslash is itself
+         * (nearly every byte of a request path in the log line). */
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            if (w + 3 > cap)
+                break;
+            out[w++] = (char)c;
+            adv = 1;
+            continue;
+        }
         size_t n = esc_char(tmp, s + i, len - i, &adv);
         if (w + n + 2 > cap) /* the closing quote and the NUL */
             break;
