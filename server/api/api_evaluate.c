@@ -58,12 +58,13 @@ static int eval_map_classes(eval_src *s, srv_err *e)
     s->map = malloc((d->n_classes ? d->n_classes : 1) * sizeof *s->map);
     if (!s->map)
         return err_set(e, ERR_INTERNAL, "out of memory");
+    /* integer labels: n_classes is the largest one + 1 */
+    if (!d->class_names && d->n_classes > s->k)
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "%s: class index %u is outside model \"%s\"'s classes 0..%u",
+                       s->field_out, d->n_classes - 1, s->model, s->k - 1);
     for (uint32_t i = 0; i < d->n_classes; i++) {
         if (!d->class_names) {
-            if (i >= s->k)
-                return err_set(e, ERR_INVALID_ARGUMENT,
-                               "%s: class index %u is outside model \"%s\"'s classes 0..%u",
-                               s->field_out, i, s->model, s->k - 1);
             s->map[i] = i;
             continue;
         }
