@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http/router.h"
 #include "server_common.h"
 #include "util_data.h"
 
@@ -227,6 +228,34 @@ Test(eval, digits_stored_in_batches_matches_sklearn)
     table_free(&tb);
 }
 
+/* One sigmoid unit on binary_cross_entropy: a two-class classifier
+ * (versicolor or virginica), its outputs the rows [1 - p, p]. */
+Test(eval, binary_sigmoid_matches_sklearn)
+{
+    table tb;
+    table_load("iris.csv", &tb);
+    json_t *inputs = json_array(), *names = json_array();
+    for (size_t r = 50; r < tb.t.rows; r++) {
+        json_array_append_new(inputs, row_json(&tb, r, 0, 4));
+        json_array_append_new(names, json_string(tb.last[r]));
+    }
+    json_decref(post_json("/v1/datasets",
+                          json_pack("{s:s,s:O,s:O}", "name", "vv", "inputs", inputs, "labels", names),
+                          201));
+    it_post_ok("/v1/models",
+               "{\"name\":\"vv\",\"inputs\":4,\"layers\":[{\"units\":1,\"activation\":\"sigmoid\"}],"
+               "\"loss\":\"binary_cross_entropy\",\"seed\":2}",
+               201);
+    train("vv", "vv", 4);
+    json_t *ev = evaluate("vv", json_pack("{s:s}", "dataset", "vv"), 200);
+    cr_expect_eq(json_array_size(json_object_get(ev, "per_class")), 2);
+    check_with_sklearn("vv", ev, inputs, names, NULL);
+    json_decref(ev);
+    json_decref(inputs);
+    json_decref(names);
+    table_free(&tb);
+}
+
 /* A two-output regressor on iris (sepal width and petal length to sepal
  * length and petal width): the stored set, then inline rows whose second
  * target is constant (R^2 0 unless exact, as scikit-learn's). */
@@ -338,4 +367,13 @@ Test(eval, errors)
             "dataset: model \"reg\" is not a classifier");
     refused("reg", "{\"data\":{\"inputs\":[[1,2,3,4]],\"targets\":[[1,2]]}}", 400,
             "invalid_argument", "data.targets: the targets are 2 wide but model \"reg\" has 1 output");
+}
+
+/* Evaluation only reads, so the route asks for a predict key. */
+Test(eval_rules, predict_scope_suffices)
+{
+    const route *r = router_find(router_path_of("/v1/models/{name}/evaluate"), "POST");
+    cr_assert_not_null(r, "no POST /v1/models/{name}/evaluate in the route table");
+    cr_expect_eq(r->scope, AUTH_PREDICT);
+    cr_expect_eq(r->arrays, JS_BODY_JOB, "data.* arrays are read as a job's");
 }
