@@ -54,6 +54,8 @@ void api_model_get(app *a, const http_req *rq, http_res *rs);
 void api_model_delete(app *a, const http_req *rq, http_res *rs);
 void api_model_versions(app *a, const http_req *rq, http_res *rs);
 void api_model_predict(app *a, const http_req *rq, http_res *rs);
+/* api_evaluate.c: a version scored on a stored data set or inline data. */
+void api_model_evaluate(app *a, const http_req *rq, http_res *rs);
 
 /* api_versions.c: one version, and the labels that pin versions.
  * api_version_number: a path's {v}, a whole number >= 1 (0, or -1). */

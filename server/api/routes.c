@@ -6,9 +6,8 @@
  * tests/server_openapi.c checks the table against openapi.yaml.
  *
  * Scopes: the operational probes (v1 and v2) and the API description are
- * open;
- * /metrics, every read and predictions need a predict key; every other
- * write needs train; key management needs admin.
+ * open; /metrics, every read, predictions and evaluations need a predict
+ * key; every other write needs train; key management needs admin.
  */
 #include "api/api.h"
 #include "http/router.h"
@@ -30,6 +29,10 @@ const route route_table[] = {
     {"PUT",    "/v1/models/{name}/labels/{label}", api_model_label_put,      AUTH_TRAIN,   BODY_JSON,        JS_BODY_PLAIN,   NULL},
     {"DELETE", "/v1/models/{name}/labels/{label}", api_model_label_delete,   AUTH_TRAIN,   BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"POST",   "/v1/models/{name}/predict",        api_model_predict,        AUTH_PREDICT, BODY_PREDICT,     JS_BODY_PREDICT, NULL},
+    /* evaluate only reads (the model and a stored data set, which a predict
+     * key may already list and get) and writes nothing, so a predict key is
+     * enough; its data arrays are read as a job's "data" */
+    {"POST",   "/v1/models/{name}/evaluate",       api_model_evaluate,       AUTH_PREDICT, BODY_JSON,        JS_BODY_JOB,     NULL},
     {"GET",    "/v1/datasets",                     api_datasets_list,        AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   "limit after"},
     {"POST",   "/v1/datasets",                     api_datasets_create,      AUTH_TRAIN,   BODY_JSON_OR_CSV, JS_BODY_DATASET, "name label"},
     {"GET",    "/v1/datasets/{name}",              api_dataset_get,          AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},

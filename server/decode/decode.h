@@ -71,4 +71,14 @@ int decode_predict_streamed(const json_t *body, struct jsonstream_result *pre,
                             const srv_limits *lim, uint32_t *version, float **X, uint32_t *rows,
                             uint32_t *cols, srv_err *e);
 
+/* POST /v1/models/{name}/evaluate body: {"dataset": name} or {"data":
+ * {"inputs","targets"|"labels"}} (exactly one), and "version" as predict
+ * takes it (a number, *version; or a label, decode_predict_label; *version
+ * 0 for neither).  *dataset is borrowed from body; *inline_out is the
+ * inline data (NULL with a dataset).  pre as the other _streamed
+ * decoders (the route reads data.* as a job's). */
+int decode_evaluate_streamed(const json_t *body, struct jsonstream_result *pre,
+                             const srv_limits *lim, const char **dataset, ds_data **inline_out,
+                             uint32_t *version, srv_err *e);
+
 #endif

@@ -177,7 +177,7 @@ int decode_predict_streamed(const json_t *body, jsonstream_result *pre, const sr
 {
     char got[96];
     js_field own, *f = &own;
-    long long ver = 0;
+    uint32_t ver = 0;
     *X = NULL;
     if (!body && pre && pre->bare && pre->field[JS_INPUTS].present) {
         /* {"inputs": matrix} read by the hot-path scanner: nothing else to check */
@@ -190,18 +190,8 @@ int decode_predict_streamed(const json_t *body, jsonstream_result *pre, const sr
     }
     if (dq_check_keys(body, "", predict_keys, 2, e))
         return -1;
-    /* a version number, or the name of a label pinned to one
-     * (decode_predict_label) */
-    const json_t *jv = json_object_get(body, "version");
-    const char *lab = json_string_value(jv);
-    if (lab && !(lab[0] >= '0' && lab[0] <= '9')) {
-        if (strlen(lab) != json_string_length(jv) || name_check_label("version", lab, e) != 0)
-            return err_set(e, ERR_INVALID_ARGUMENT,
-                           "version: expected a version number or a label name matching "
-                           NAME_PATTERN);
-    } else if (dq_opt_int(body, "version", "version", 1, UINT32_MAX, 0, &ver, e)) {
+    if (dq_version(body, &ver, e))
         return -1;
-    }
     const json_t *inputs = json_object_get(body, "inputs");
     if (pre && pre->field[JS_INPUTS].present) {
         f = &pre->field[JS_INPUTS];
@@ -222,9 +212,45 @@ take:
     f->X = NULL;
     *rows = (uint32_t)f->rows;
     *cols = f->cols;
-    *version = (uint32_t)ver;
+    *version = ver;
     if (f == &own)
         jsonstream_field_free(&own);
+    return 0;
+}
+
+int dq_data_source(const json_t *body, const char **dataset, const json_t **data, srv_err *e)
+{
+    if (dq_name(body, "dataset", "dataset", 0, dataset, e))
+        return -1;
+    *data = json_object_get(body, "data");
+    if (json_is_null(*data))
+        *data = NULL;
+    if (*dataset && *data)
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "dataset: give either dataset (a name) or data (inline), not both");
+    if (!*dataset && !*data)
+        return err_set(e, ERR_INVALID_ARGUMENT,
+                       "dataset: missing; expected a dataset name, or inline data "
+                       "{\"inputs\",\"targets\"|\"labels\"}");
+    return 0;
+}
+
+int dq_version(const json_t *body, uint32_t *version, srv_err *e)
+{
+    /* a version number, or the name of a label pinned to one
+     * (decode_predict_label) */
+    long long ver = 0;
+    const json_t *jv = json_object_get(body, "version");
+    const char *lab = json_string_value(jv);
+    if (lab && !(lab[0] >= '0' && lab[0] <= '9')) {
+        if (strlen(lab) != json_string_length(jv) || name_check_label("version", lab, e) != 0)
+            return err_set(e, ERR_INVALID_ARGUMENT,
+                           "version: expected a version number or a label name matching "
+                           NAME_PATTERN);
+    } else if (dq_opt_int(body, "version", "version", 1, UINT32_MAX, 0, &ver, e)) {
+        return -1;
+    }
+    *version = (uint32_t)ver;
     return 0;
 }
 

@@ -76,6 +76,16 @@ int dq_opt_bool(const json_t *obj, const char *key, const char *path, int def, i
 int dq_name(const json_t *obj, const char *key, const char *path, int required,
             const char **out, srv_err *e);
 
+/* body's optional "version": a number >= 1 (*version, 0 when absent) or
+ * a label name (*version 0; decode_predict_label gives the name), as
+ * predict and evaluate take it. */
+int dq_version(const json_t *body, uint32_t *version, srv_err *e);
+
+/* Where a body's data comes from: "dataset" (a name, *dataset borrowed)
+ * or inline "data" (*data, the object), exactly one of them (a null counts
+ * as absent), as jobs and evaluations take it. */
+int dq_data_source(const json_t *body, const char **dataset, const json_t **data, srv_err *e);
+
 /* ---- data sets -------------------------------------------------------------
  * {"inputs","targets"|"labels"} (named: "name" allowed too) -> *out, the
  * arrays taken from pre[JS_NFIELDS] when jsonstream read them (NULL: all in

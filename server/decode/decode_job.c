@@ -272,19 +272,10 @@ int decode_job_streamed(const json_t *body, jsonstream_result *pre, const srv_li
         return -1;
 
     const char *model, *dataset;
+    const json_t *data;
     if (dq_name(body, "model", "model", 1, &model, e) ||
-        dq_name(body, "dataset", "dataset", 0, &dataset, e))
+        dq_data_source(body, &dataset, &data, e))
         return -1;
-    const json_t *data = json_object_get(body, "data");
-    if (json_is_null(data))
-        data = NULL;
-    if (dataset && data)
-        return err_set(e, ERR_INVALID_ARGUMENT,
-                       "dataset: give either dataset (a name) or data (inline), not both");
-    if (!dataset && !data)
-        return err_set(e, ERR_INVALID_ARGUMENT,
-                       "dataset: missing; expected a dataset name, or inline data "
-                       "{\"inputs\",\"targets\"|\"labels\"}");
 
     long long epochs, batch, seed;
     double l2, split;

@@ -391,9 +391,49 @@ static int copy_le32(sqlite3_stmt *st, int col, uint64_t n, void **out, const ch
     return 0;
 }
 
-int store_read_data(sqlite3_stmt *st, int first, const char *what, ds_data **out, srv_err *e)
+/* Copies n 32-bit little-endian values into host order, in place. */
+void store_le32_to_host(void *buf, size_t n)
+{
+    if (!host_little_endian())
+        swap32(buf, buf, n);
+}
+
+int store_col_class_names(sqlite3_stmt *st, int col, uint32_t nc, const char *what,
+                          char ***out, srv_err *e)
 {
     *out = NULL;
+    json_t *names = store_col_json(st, col);
+    if (!names)
+        return err_set(e, ERR_INTERNAL, "%s: stored class names are damaged", what);
+    if (!json_is_array(names)) {
+        json_decref(names);
+        return 0;
+    }
+    if (json_array_size(names) != (size_t)nc) {
+        json_decref(names);
+        return err_set(e, ERR_INTERNAL, "%s: stored class names disagree with %u classes", what,
+                       nc);
+    }
+    char **v = calloc(nc ? nc : 1, sizeof *v);
+    for (size_t i = 0; v && i < nc; i++) {
+        const char *n = json_string_value(json_array_get(names, i));
+        if (!(v[i] = strdup(n ? n : ""))) {
+            for (size_t j = 0; j < i; j++)
+                free(v[j]);
+            free(v);
+            v = NULL;
+        }
+    }
+    json_decref(names);
+    if (!v)
+        return err_set(e, ERR_INTERNAL, "out of memory loading %s", what);
+    *out = v;
+    return 0;
+}
+
+int store_col_shape(sqlite3_stmt *st, int first, const char *what, ds_data *d, srv_err *e)
+{
+    memset(d, 0, sizeof *d);
     sqlite3_int64 rows = sqlite3_column_int64(st, first);
     sqlite3_int64 features = sqlite3_column_int64(st, first + 1);
     sqlite3_int64 tw = sqlite3_column_int64(st, first + 2);
@@ -401,7 +441,21 @@ int store_read_data(sqlite3_stmt *st, int first, const char *what, ds_data **out
     if (rows <= 0 || rows > UINT32_MAX || features <= 0 || features > UINT32_MAX || tw < 0 ||
         tw > UINT32_MAX || nc < 0 || nc > UINT32_MAX || (tw == 0 && nc == 0))
         return err_set(e, ERR_INTERNAL, "%s: stored shape is damaged", what);
+    d->rows = (uint32_t)rows;
+    d->features = (uint32_t)features;
+    d->target_width = (uint32_t)tw;
+    d->n_classes = tw ? 0 : (uint32_t)nc;
+    return 0;
+}
 
+int store_read_data(sqlite3_stmt *st, int first, const char *what, ds_data **out, srv_err *e)
+{
+    *out = NULL;
+    ds_data shape;
+    if (store_col_shape(st, first, what, &shape, e) < 0)
+        return -1;
+    sqlite3_int64 rows = shape.rows, features = shape.features, tw = shape.target_width,
+                  nc = shape.n_classes;
     ds_data *d = ds_data_new();
     if (!d)
         return err_set(e, ERR_INTERNAL, "out of memory loading %s", what);
@@ -426,35 +480,8 @@ int store_read_data(sqlite3_stmt *st, int first, const char *what, ds_data **out
                 err_set(e, ERR_INTERNAL, "%s: stored label of row %u is out of range", what, r);
                 goto fail;
             }
-        json_t *names = store_col_json(st, first + 4);
-        if (!names) {
-            err_set(e, ERR_INTERNAL, "%s: stored class names are damaged", what);
+        if (store_col_class_names(st, first + 4, (uint32_t)nc, what, &d->class_names, e) < 0)
             goto fail;
-        }
-        if (json_is_array(names)) {
-            if (json_array_size(names) != (size_t)nc) {
-                json_decref(names);
-                err_set(e, ERR_INTERNAL, "%s: stored class names disagree with %lld classes",
-                        what, (long long)nc);
-                goto fail;
-            }
-            d->class_names = calloc((size_t)nc, sizeof(char *));
-            for (size_t i = 0; d->class_names && i < (size_t)nc; i++) {
-                const char *n = json_string_value(json_array_get(names, i));
-                d->class_names[i] = strdup(n ? n : "");
-                if (!d->class_names[i]) {
-                    json_decref(names);
-                    err_set(e, ERR_INTERNAL, "out of memory loading %s", what);
-                    goto fail;
-                }
-            }
-            if (!d->class_names) {
-                json_decref(names);
-                err_set(e, ERR_INTERNAL, "out of memory loading %s", what);
-                goto fail;
-            }
-        }
-        json_decref(names);
     }
     *out = d;
     return 0;

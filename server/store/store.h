@@ -103,6 +103,21 @@ int store_dataset_shape(store *s, const char *name, fit_shape *out, srv_err *e);
 /* The class names of a dataset (new array, or json null). */
 int store_dataset_classes(store *s, const char *name, json_t **out, srv_err *e);
 
+/* A data set read a batch of rows at a time (store_dataset_rows.c):
+ * incremental BLOB I/O inside one read transaction, so memory is that of
+ * the caller's batch, never the whole matrix.  The reader keeps s until
+ * store_ds_close (NULL-safe); ERR_NOT_FOUND for an unknown data set. */
+typedef struct store_ds_reader store_ds_reader;
+int store_ds_open(store *s, const char *name, store_ds_reader **out, srv_err *e);
+/* rows, features, target_width, n_classes and class_names (no arrays),
+ * owned by the reader. */
+const ds_data *store_ds_shape(const store_ds_reader *r);
+/* Rows [row0, row0 + n): X n x features, and Y n x target_width or labels
+ * n class indices (the other may be NULL). */
+int store_ds_read(store_ds_reader *r, uint32_t row0, uint32_t n, float *X, float *Y,
+                  int32_t *labels, srv_err *e);
+void store_ds_close(store_ds_reader *r);
+
 /* ---- jobs ---- */
 /* params: canonical params from decode_job; inline_data NULL unless the
  * job carries its own data.  ERR_QUEUE_FULL when max_queued jobs are

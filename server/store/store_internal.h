@@ -165,6 +165,17 @@ int store_bind_data(sqlite3_stmt *st, int first, const ds_data *d, store_bound *
                     srv_err *e);
 void store_bound_free(store_bound *tmp);
 
+/* The shape columns rows, features, target_width, n_classes from `first`
+ * into d (zeroed first; no arrays), checked as store_read_data checks them. */
+int store_col_shape(sqlite3_stmt *st, int first, const char *what, ds_data *d, srv_err *e);
+/* A class_names column: *out n malloc()'d names (ds_data.class_names), or
+ * NULL for SQL NULL (integer labels); damaged or disagreeing with nc →
+ * ERR_INTERNAL. */
+int store_col_class_names(sqlite3_stmt *st, int col, uint32_t nc, const char *what,
+                          char ***out, srv_err *e);
+/* n 32-bit values read from a little-endian BLOB, into host order in place. */
+void store_le32_to_host(void *buf, size_t n);
+
 /* Reads a data set from a row whose columns from `first` are rows,
  * features, target_width, n_classes, class_names, x, y, labels, checking
  * every BLOB's size against the shape before copying.  `what` names the
