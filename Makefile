@@ -82,6 +82,7 @@ $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 %/gen/onnx.pb-c.c %/gen/onnx.pb-c.h: $(ONNX_PROTO)
 	@mkdir -p $(@D); protoc-c --proto_path=$(dir $(ONNX_PROTO)) --c_out=$(@D) $(notdir $(ONNX_PROTO))
+.PRECIOUS: %/gen/onnx.pb-c.c %/gen/onnx.pb-c.h
 $(BUILD)/server/export/onnx.o: $(BUILD)/gen/onnx.pb-c.h
 $(BUILD)/server/export/onnx.o: ALL_CFLAGS += -I$(BUILD)/gen
 
