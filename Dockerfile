@@ -15,6 +15,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev \
       libsqlite3-dev libsodium-dev zlib1g-dev libcsv-dev libyajl-dev \
+      protobuf-c-compiler libprotobuf-c-dev libonnx-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the daemon is built from (openapi.yaml is compiled in, it serves
@@ -32,7 +33,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libopenblas0-pthread libjansson4 libmicrohttpd12 libsqlite3-0 libsodium23 zlib1g libcsv3 \
-      libyajl2 \
+      libyajl2 libprotobuf-c1 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 backpropd \
  && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home \

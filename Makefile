@@ -9,6 +9,8 @@
 BUILD   ?= build
 CC      ?= cc
 PKGS    := openblas jansson libmicrohttpd sqlite3 libsodium zlib yajl
+# protobuf-c: the ONNX export's encoder (server/export/onnx.c)
+PKGS    += libprotobuf-c
 OPT     ?= -O2
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
                -pthread -MMD -MP $(shell pkg-config --cflags $(PKGS))
@@ -30,7 +32,7 @@ MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORED_OBJ  := $(CORE_SRC:core/%.c=$(BUILD)/core-double/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o \
-              $(if $(wildcard openapi.yaml),$(BUILD)/gen/openapi.o)
+              $(if $(wildcard openapi.yaml),$(BUILD)/gen/openapi.o) $(BUILD)/gen/onnx.pb-c.o
 
 # Test binaries: tests/core_*.c -> one float binary, tests/grad_*.c -> the
 # double-precision build, tests/server_*.c -> the integration binary.
@@ -44,7 +46,7 @@ TEST_BINS := $(if $(T_CORE),$(BUILD)/tests/test_core) $(if $(T_GRAD),$(BUILD)/te
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test asan bench run clean fuzz
+.PHONY: all deps deps-interop test asan bench run clean fuzz
 all: $(BUILD)/libbpcore.a $(if $(wildcard server/main.c),$(BUILD)/backpropd)
 
 $(BUILD)/libbpcore.a: $(CORE_OBJ)
@@ -72,6 +74,17 @@ $(BUILD)/gen/openapi.c: openapi.yaml scripts/embed_file.sh
 	@mkdir -p $(@D); sh scripts/embed_file.sh openapi_yaml openapi.yaml > $@
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(ALL_CFLAGS) -Iserver -c $< -o $@
+
+# The ONNX export's message types: protoc-c's C for Debian's onnx.proto
+# (libonnx-dev; proto2, package onnx), generated into <build>/gen.  One
+# pattern rule for every build directory (build/, build/asan/, build/fuzz/),
+# and a pattern so that both outputs come from one protoc-c run.
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+%/gen/onnx.pb-c.c %/gen/onnx.pb-c.h: $(ONNX_PROTO)
+	@mkdir -p $(@D); protoc-c --proto_path=$(dir $(ONNX_PROTO)) --c_out=$(@D) $(notdir $(ONNX_PROTO))
+.PRECIOUS: %/gen/onnx.pb-c.c %/gen/onnx.pb-c.h
+$(BUILD)/server/export/onnx.o: $(BUILD)/gen/onnx.pb-c.h
+$(BUILD)/server/export/onnx.o: ALL_CFLAGS += -I$(BUILD)/gen
 
 $(BUILD)/backpropd: $(BUILD)/server/main.o $(SERVER_OBJ) $(BUILD)/libbpcore.a
 	$(CC) -o $@ $^ $(LIBS)
@@ -103,6 +116,11 @@ run: all
 
 deps:
 	@sh scripts/deps.sh
+
+# onnxruntime-node (about 290 MB) for the ONNX round trip of make test,
+# kept out of the default npm install: tests/interop/ has its own lock.
+deps-interop:
+	@sh scripts/deps_interop.sh
 
 clean:
 	rm -rf build

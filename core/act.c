@@ -39,7 +39,7 @@
 #define R_LOG1P log1pf
 #endif
 
-#define LEAK ((bp_real)0.01)
+#define LEAK ((bp_real)BP_LEAKY_RELU_SLOPE)
 
 static inline bp_real sigm(bp_real v)
 {

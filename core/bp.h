@@ -58,12 +58,16 @@ const char *bp_status_str(bp_status s);
 typedef enum {
     BP_ACT_LINEAR = 0,
     BP_ACT_RELU,
-    BP_ACT_LEAKY_RELU, /* slope 0.01 below zero */
+    BP_ACT_LEAKY_RELU, /* slope BP_LEAKY_RELU_SLOPE below zero */
     BP_ACT_TANH,
     BP_ACT_SIGMOID,
     BP_ACT_SOFTMAX,    /* output layer only */
     BP_ACT_COUNT       /* not an activation: how many there are */
 } bp_activation;
+
+/* leaky_relu's slope below zero, as a bp_real: the kernels' (core/act.c)
+ * and the ONNX export's LeakyRelu alpha (server/export/onnx.c). */
+#define BP_LEAKY_RELU_SLOPE 0.01
 
 typedef enum {
     BP_LOSS_MSE = 0,                /* mean over rows and outputs of (a-y)^2 */

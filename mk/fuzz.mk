@@ -47,7 +47,8 @@ FUZZ_FLAGS_fuzz_router       := -use_value_profile=1
 
 FUZZ_CORE_OBJ   := $(CORE_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_SERVER_OBJ := $(SERVER_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/gen/migrations.o \
-                   $(if $(wildcard openapi.yaml),$(FUZZ_DIR)/obj/gen/openapi.o)
+                   $(if $(wildcard openapi.yaml),$(FUZZ_DIR)/obj/gen/openapi.o) \
+                   $(FUZZ_DIR)/obj/gen/onnx.pb-c.o
 FUZZ_BINS       := $(FUZZ_ALL:%=$(FUZZ_DIR)/%)
 FUZZ_DICTS      := $(FUZZ_ALL:%=$(FUZZ_DIR)/%.dict)
 FUZZ_RUNS       := $(FUZZ_HARNESSES:%=fuzz-run-%)
@@ -69,6 +70,9 @@ $(FUZZ_DIR)/gen/migrations.c: $(MIGRATIONS) scripts/embed_migrations.sh
 	@mkdir -p $(@D); sh scripts/embed_migrations.sh $(MIGRATIONS) > $@
 $(FUZZ_DIR)/gen/openapi.c: openapi.yaml scripts/embed_file.sh
 	@mkdir -p $(@D); sh scripts/embed_file.sh openapi_yaml openapi.yaml > $@
+# the ONNX encoder's protoc-c output (the main Makefile's %/gen/onnx.pb-c.c rule)
+$(FUZZ_DIR)/obj/server/export/onnx.o: $(FUZZ_DIR)/gen/onnx.pb-c.h
+$(FUZZ_DIR)/obj/server/export/onnx.o: FUZZ_CFLAGS += -I$(FUZZ_DIR)/gen
 $(FUZZ_DIR)/obj/gen/%.o: $(FUZZ_DIR)/gen/%.c
 	@mkdir -p $(@D); $(FUZZ_CC) $(FUZZ_CFLAGS) -Iserver -c $< -o $@
 $(FUZZ_DIR)/obj/tests/fuzz/%.o: tests/fuzz/%.c mk/fuzz.mk

@@ -198,6 +198,7 @@ static const allow_case allow_cases[] = {
     {"/v1/models/{name}", "GET, HEAD, DELETE"},
     {"/v1/models/{name}/versions", "GET, HEAD"},
     {"/v1/models/{name}/versions/{v}", "GET, HEAD, DELETE"},
+    {"/v1/models/{name}/versions/{v}/model.onnx", "GET, HEAD"},
     {"/v1/models/{name}/labels/{label}", "PUT, DELETE"},
     {"/v2/health/live", "GET, HEAD"},
     {"/v2/health/ready", "GET, HEAD"},

@@ -64,6 +64,9 @@ void api_model_version_get(app *a, const http_req *rq, http_res *rs);
 void api_model_version_delete(app *a, const http_req *rq, http_res *rs);
 void api_model_label_put(app *a, const http_req *rq, http_res *rs);
 void api_model_label_delete(app *a, const http_req *rq, http_res *rs);
+/* api_export.c: GET .../versions/{v}/model.onnx ({v}: a number, "latest"
+ * or a label). */
+void api_model_onnx(app *a, const http_req *rq, http_res *rs);
 
 void api_datasets_create(app *a, const http_req *rq, http_res *rs);
 void api_datasets_list(app *a, const http_req *rq, http_res *rs);

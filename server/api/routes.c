@@ -26,6 +26,7 @@ const route route_table[] = {
     {"GET",    "/v1/models/{name}/versions",       api_model_versions,       AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"GET",    "/v1/models/{name}/versions/{v}",   api_model_version_get,    AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"DELETE", "/v1/models/{name}/versions/{v}",   api_model_version_delete, AUTH_TRAIN,   BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/v1/models/{name}/versions/{v}/model.onnx", api_model_onnx,  AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"PUT",    "/v1/models/{name}/labels/{label}", api_model_label_put,      AUTH_TRAIN,   BODY_JSON,        JS_BODY_PLAIN,   NULL},
     {"DELETE", "/v1/models/{name}/labels/{label}", api_model_label_delete,   AUTH_TRAIN,   BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"POST",   "/v1/models/{name}/predict",        api_model_predict,        AUTH_PREDICT, BODY_PREDICT,     JS_BODY_PREDICT, NULL},
