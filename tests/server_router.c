@@ -49,6 +49,10 @@ Test(router, every_route_matches_with_its_capture)
         {"/readyz", "/readyz", NULL},
         {"/metrics", "/metrics", NULL},
         {"/openapi.yaml", "/openapi.yaml", NULL},
+        {"/", "/", NULL},                  /* the dashboard: the one path of no segment */
+        {"/ui", "/ui", NULL},
+        {"/ui/app.js", "/ui/app.js", NULL},
+        {"/ui/uplot.js", "/ui/uplot.js", NULL},
         {"/v1/models", "/v1/models", NULL},
         {"/v1/models/iris", "/v1/models/{name}", "iris"},
         {"/v1/models/iris/versions", "/v1/models/{name}/versions", "iris"},
@@ -74,7 +78,10 @@ Test(router, unknown_and_malformed_paths_match_nothing)
 {
     static const match_case cases[] = {
         {"", NONE, NULL},
-        {"/", NONE, NULL},
+        {"//", NONE, NULL},
+        {"/ui/", NONE, NULL},
+        {"/ui/app.js/", NONE, NULL},
+        {"/ui/other.js", NONE, NULL},
         {"healthz", NONE, NULL},
         {"/healthz/", NONE, NULL},         /* trailing slash: never tolerated */
         {"/v1/models/", NONE, NULL},
@@ -194,6 +201,13 @@ static const allow_case allow_cases[] = {
     {"/readyz", "GET, HEAD"},
     {"/metrics", "GET, HEAD"},
     {"/openapi.yaml", "GET, HEAD"},
+    {"/", "GET, HEAD"},
+    {"/ui", "GET, HEAD"},
+    {"/ui/app.js", "GET, HEAD"},
+    {"/ui/app.css", "GET, HEAD"},
+    {"/ui/favicon.svg", "GET, HEAD"},
+    {"/ui/uplot.js", "GET, HEAD"},
+    {"/ui/uplot.css", "GET, HEAD"},
     {"/v1/models", "GET, HEAD, POST"},
     {"/v1/models/{name}", "GET, HEAD, DELETE"},
     {"/v1/models/{name}/versions", "GET, HEAD"},
@@ -316,7 +330,7 @@ Test(router, the_table_covers_every_template_once_per_method)
             cr_expect_leq(row->scope, AUTH_PREDICT, "GET %s", tmpl);
         seen[r]++;
     }
-    cr_expect_eq(i, (size_t)36, "36 (method, path) pairs, got %zu", i);
+    cr_expect_eq(i, (size_t)43, "43 (method, path) pairs, got %zu", i);
     for (int r = ROUTE_NONE + 1; r <= router_paths(); r++)
         cr_expect_gt(seen[r], 0, "template %s has no row", router_template(r));
 }

@@ -47,6 +47,8 @@ void api_healthz(app *a, const http_req *rq, http_res *rs);
 void api_readyz(app *a, const http_req *rq, http_res *rs);
 void api_metrics(app *a, const http_req *rq, http_res *rs);
 void api_openapi(app *a, const http_req *rq, http_res *rs);
+/* api_ui.c: the dashboard page and its assets, by path (ETag, 304). */
+void api_ui(app *a, const http_req *rq, http_res *rs);
 
 void api_models_create(app *a, const http_req *rq, http_res *rs);
 void api_models_list(app *a, const http_req *rq, http_res *rs);

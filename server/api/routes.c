@@ -5,7 +5,8 @@
  * auth, metrics and the HTTP layer read everything else from the row, and
  * tests/server_openapi.c checks the table against openapi.yaml.
  *
- * Scopes: the operational probes (v1 and v2) and the API description are
+ * Scopes: the operational probes (v1 and v2), the API description and the
+ * dashboard's files (the page asks for a key for the API calls it makes) are
  * open;
  * /metrics, every read and predictions need a predict key; every other
  * write needs train; key management needs admin.
@@ -20,6 +21,13 @@ const route route_table[] = {
     {"GET",    "/readyz",                          api_readyz,               AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"GET",    "/metrics",                         api_metrics,              AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"GET",    "/openapi.yaml",                    api_openapi,              AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/",                                api_ui,                   AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/ui",                              api_ui,                   AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/ui/app.js",                       api_ui,                   AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/ui/app.css",                      api_ui,                   AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/ui/favicon.svg",                  api_ui,                   AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/ui/uplot.js",                     api_ui,                   AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/ui/uplot.css",                    api_ui,                   AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"GET",    "/v1/models",                       api_models_list,          AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   "limit after"},
     {"POST",   "/v1/models",                       api_models_create,        AUTH_TRAIN,   BODY_JSON,        JS_BODY_MODEL,   NULL},
     {"GET",    "/v1/models/{name}",                api_model_get,            AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},

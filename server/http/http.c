@@ -226,6 +226,25 @@ const char *http_query(const http_req *rq, const char *key)
     return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+const char *http_header(const http_req *rq, const char *name)
+{
+    if (!rq || !rq->conn || !name)
+        return NULL;
+    return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+}
+
+void http_res_header(http_res *rs, const char *name, const char *value)
+{
+    if (rs->nheaders >= HTTP_RES_MAX_HEADERS) {
+        log_msg(LOG_ERROR, "response header %s dropped: more than %d", name,
+                HTTP_RES_MAX_HEADERS);
+        return;
+    }
+    rs->headers[rs->nheaders].name = name;
+    rs->headers[rs->nheaders].value = value;
+    rs->nheaders++;
+}
+
 void http_res_json(http_res *rs, int status, json_t *body)
 {
     if (rs->json != body)
@@ -391,6 +410,8 @@ static enum MHD_Result respond(req_state *st, struct MHD_Connection *conn, const
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rs->location);
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    for (int i = 0; i < rs->nheaders; i++)
+        MHD_add_response_header(resp, rs->headers[i].name, rs->headers[i].value);
     if (status == 401) /* RFC 6750: how to authenticate */
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer realm=\"backpropd\"");

@@ -30,6 +30,8 @@ typedef struct http_req {
                                        decode_*_streamed decoders, which take them */
 } http_req;
 
+#define HTTP_RES_MAX_HEADERS 6
+
 typedef struct http_res {
     int status;
     json_t *json;              /* body (owned; sent with JSONX_DUMP_FLAGS) */
@@ -37,10 +39,19 @@ typedef struct http_res {
     size_t text_len;
     const char *content_type;  /* for text; JSON sets its own */
     char location[160];        /* Location header when not empty */
+    /* Further headers (http_res_header): names and values are static
+     * strings, or live as long as the daemon (the dashboard's ETags). */
+    struct { const char *name, *value; } headers[HTTP_RES_MAX_HEADERS];
+    int nheaders;
 } http_res;
 
 /* A query-string argument, or NULL. */
 const char *http_query(const http_req *rq, const char *key);
+/* A request header (name case-insensitive), or NULL. */
+const char *http_header(const http_req *rq, const char *name);
+/* Adds a response header (see http_res.headers for lifetimes); past
+ * HTTP_RES_MAX_HEADERS it is dropped and logged, a bug of the caller. */
+void http_res_header(http_res *rs, const char *name, const char *value);
 
 /* Sets status and {"error":...} body from e. */
 void http_res_error(http_res *rs, const srv_err *e);
