@@ -10,6 +10,8 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "decode/dataset.h"
 #include "err.h"
@@ -37,10 +39,20 @@ typedef struct http_res {
     size_t text_len;
     const char *content_type;  /* for text; JSON sets its own */
     char location[160];        /* Location header when not empty */
+    /* Or a streamed body of unknown length (server-sent events), with
+     * status 200: read is libmicrohttpd's content reader (it may park the
+     * connection, park.h), done(cls) runs once the response is finished
+     * with, or at once when it cannot be sent.  Sent with content_type
+     * and Cache-Control: no-store. */
+    ssize_t (*stream_read)(void *cls, uint64_t pos, char *buf, size_t max);
+    void (*stream_done)(void *cls);
+    void *stream_cls;
 } http_res;
 
 /* A query-string argument, or NULL. */
 const char *http_query(const http_req *rq, const char *key);
+/* A request header, or NULL. */
+const char *http_header(const http_req *rq, const char *name);
 
 /* Sets status and {"error":...} body from e. */
 void http_res_error(http_res *rs, const srv_err *e);
