@@ -4,6 +4,8 @@ set -eu
 PKGS="build-essential pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev
       libsodium-dev zlib1g-dev libcsv-dev libyajl-dev libcurl4-openssl-dev libcriterion-dev python3-sklearn wrk
       curl clang libclang-rt-14-dev"
+# promtool (package prometheus) checks the /metrics text in tests/server_prometheus.c
+PKGS="$PKGS prometheus"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -120,7 +120,7 @@ int main(int argc, char **argv)
                 strerror(errno));
         return 1;
     }
-    a.metrics = metrics_new();
+    a.metrics = metrics_new(a.cfg.metrics_max_models);
     if (!a.metrics) {
         log_msg(LOG_ERROR, "out of memory at start-up");
         return 1;

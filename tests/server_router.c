@@ -336,7 +336,7 @@ static int has_line(const char *text, const char *line)
 
 Test(metrics, renders_counters_histogram_jobs_and_samples)
 {
-    metrics *m = metrics_new();
+    metrics *m = metrics_new(100);
     cr_assert_not_null(m);
     metrics_observe(m, P("/v1/models/{name}/predict"), 200, 0.0004);
     metrics_observe(m, P("/v1/models/{name}/predict"), 200, 0.003);
@@ -347,7 +347,8 @@ Test(metrics, renders_counters_histogram_jobs_and_samples)
 
     long jobs[5] = {3, 1, 7, 2, 0};
     size_t len = 0;
-    char *t = metrics_render(m, jobs, 12345ULL, &len);
+    metrics_scrape x = {.job_counts = jobs, .queued = -1, .samples = 12345ULL, .streams = -1};
+    char *t = metrics_render(m, &x, &len);
     cr_assert_not_null(t);
     cr_expect_eq(strlen(t), len);
 
@@ -390,7 +391,8 @@ Test(metrics, renders_counters_histogram_jobs_and_samples)
     free(t);
 
     /* Without job counts (the store was unavailable) the rest still renders. */
-    t = metrics_render(m, NULL, 0, &len);
+    metrics_scrape none = {.queued = -1, .streams = -1};
+    t = metrics_render(m, &none, &len);
     cr_assert_not_null(t);
     cr_expect_null(strstr(t, "backpropd_jobs{"));
     cr_expect(has_line(t, "backpropd_training_samples_total 0"));
