@@ -411,11 +411,7 @@ Test(events, bad_requests)
  * returns the fd and the status into *status. */
 static int raw_stream(const char *id, int *status)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)D.port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    int fd = td_connect(&D);
     char req[256];
     int n = snprintf(req, sizeof req, "GET /v1/jobs/%s/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", id);
     cr_assert_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);

@@ -216,6 +216,7 @@ static const allow_case allow_cases[] = {
     {"/v1/jobs/{id}", "GET, HEAD"},
     {"/v1/jobs/{id}/cancel", "POST"},
     {"/v1/jobs/{id}/metrics", "GET, HEAD"},
+    {"/v1/jobs/{id}/events", "GET, HEAD"},
     {"/v1/keys", "GET, HEAD, POST"},
     {"/v1/keys/{name}", "DELETE"},
 };
@@ -316,7 +317,7 @@ Test(router, the_table_covers_every_template_once_per_method)
             cr_expect_leq(row->scope, AUTH_PREDICT, "GET %s", tmpl);
         seen[r]++;
     }
-    cr_expect_eq(i, (size_t)36, "36 (method, path) pairs, got %zu", i);
+    cr_expect_eq(i, (size_t)37, "37 (method, path) pairs, got %zu", i);
     for (int r = ROUTE_NONE + 1; r <= router_paths(); r++)
         cr_expect_gt(seen[r], 0, "template %s has no row", router_template(r));
 }
