@@ -4,6 +4,8 @@ set -eu
 PKGS="build-essential pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev
       libsodium-dev zlib1g-dev libcsv-dev libyajl-dev libcurl4-openssl-dev libcriterion-dev python3-sklearn wrk
       curl clang libclang-rt-14-dev"
+# promtool (package prometheus) checks the /metrics text in tests/server_prometheus.c
+PKGS="$PKGS prometheus"
 # The dashboard's browser test (tests/ui/), driven by playwright-core from npm.
 PKGS="$PKGS chromium"
 missing=""

@@ -230,6 +230,7 @@ static const allow_case allow_cases[] = {
     {"/v1/jobs/{id}", "GET, HEAD"},
     {"/v1/jobs/{id}/cancel", "POST"},
     {"/v1/jobs/{id}/metrics", "GET, HEAD"},
+    {"/v1/jobs/{id}/events", "GET, HEAD"},
     {"/v1/keys", "GET, HEAD, POST"},
     {"/v1/keys/{name}", "DELETE"},
 };
@@ -330,7 +331,7 @@ Test(router, the_table_covers_every_template_once_per_method)
             cr_expect_leq(row->scope, AUTH_PREDICT, "GET %s", tmpl);
         seen[r]++;
     }
-    cr_expect_eq(i, (size_t)43, "43 (method, path) pairs, got %zu", i);
+    cr_expect_eq(i, (size_t)44, "44 (method, path) pairs, got %zu", i);
     for (int r = ROUTE_NONE + 1; r <= router_paths(); r++)
         cr_expect_gt(seen[r], 0, "template %s has no row", router_template(r));
 }
@@ -350,7 +351,7 @@ static int has_line(const char *text, const char *line)
 
 Test(metrics, renders_counters_histogram_jobs_and_samples)
 {
-    metrics *m = metrics_new();
+    metrics *m = metrics_new(100);
     cr_assert_not_null(m);
     metrics_observe(m, P("/v1/models/{name}/predict"), 200, 0.0004);
     metrics_observe(m, P("/v1/models/{name}/predict"), 200, 0.003);
@@ -361,7 +362,8 @@ Test(metrics, renders_counters_histogram_jobs_and_samples)
 
     long jobs[5] = {3, 1, 7, 2, 0};
     size_t len = 0;
-    char *t = metrics_render(m, jobs, 12345ULL, &len);
+    metrics_scrape x = {.job_counts = jobs, .queued = -1, .samples = 12345ULL, .streams = -1};
+    char *t = metrics_render(m, &x, &len);
     cr_assert_not_null(t);
     cr_expect_eq(strlen(t), len);
 
@@ -404,7 +406,8 @@ Test(metrics, renders_counters_histogram_jobs_and_samples)
     free(t);
 
     /* Without job counts (the store was unavailable) the rest still renders. */
-    t = metrics_render(m, NULL, 0, &len);
+    metrics_scrape none = {.queued = -1, .streams = -1};
+    t = metrics_render(m, &none, &len);
     cr_assert_not_null(t);
     cr_expect_null(strstr(t, "backpropd_jobs{"));
     cr_expect(has_line(t, "backpropd_training_samples_total 0"));

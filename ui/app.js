@@ -68,6 +68,11 @@ globalThis.BackpropdSSE = SSEParser; /* tests/ui/ feeds it split streams */
   const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
   const COLORS = ['#2f6fde', '#e0672b', '#2a9d4b', '#a23bc4', '#c9a227', '#1f9fb4', '#d43d6e', '#6b7280'];
   const POLL_MS = 2000;
+  /* A browser keeps at most 6 HTTP/1.1 connections per host and an open
+   * stream holds one: past this many, further jobs are polled so the
+   * tables' requests still get through. */
+  const MAX_STREAMS = 4;
+  let openStreams = 0;
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, props, ...kids) => {
@@ -201,49 +206,58 @@ globalThis.BackpropdSSE = SSEParser; /* tests/ui/ feeds it split streams */
     const signal = f.ctrl.signal;
     let failures = 0;
     while (!signal.aborted) {
-      let res;
-      try {
-        const headers = { Accept: 'text/event-stream' };
-        if (f.last > 0) headers['Last-Event-ID'] = String(f.last);
-        res = await api(`/v1/jobs/${encodeURIComponent(f.id)}/events`, { raw: true, headers, signal });
-      } catch (e) {
-        if (signal.aborted) return;
-        if (e instanceof ApiError) { f.mode = 'error: ' + e.message; return; }
-        if (++failures > 5) return pollJob(f);
-        await sleep(1000 * failures, signal);
-        continue;
-      }
-      const ctype = res.headers.get('Content-Type') || '';
-      if (!res.ok || !ctype.startsWith('text/event-stream')) {
-        /* No stream route in this daemon (404), or too many open
-         * streams (429): read the stored metrics instead. */
-        res.body && res.body.cancel().catch(() => {});
-        return pollJob(f);
-      }
-      f.mode = 'stream';
-      updateStatusLine();
-      let finished = false;
-      const parser = new SSEParser((ev) => {
-        if (ev.type === 'epoch') { try { addRow(f, JSON.parse(ev.data)); } catch (e) { console.warn('bad epoch event', e); } }
-        else if (ev.type === 'status') { try { mergeJob(JSON.parse(ev.data)); } catch (e) { console.warn('bad status event', e); } }
-        else if (ev.type === 'done') finished = true;
-      });
-      try {
-        const reader = res.body.getReader();
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          parser.push(value);
-          if (finished) { reader.cancel().catch(() => {}); break; }
-        }
-        parser.end();
-      } catch (e) {
-        if (signal.aborted) return;
-      }
-      if (finished) { f.mode = 'done'; updateStatusLine(); return; }
-      failures++;
+      if (openStreams >= MAX_STREAMS) return pollJob(f);
+      openStreams++; /* held from before the request: no race past the cap */
+      let outcome;
+      try { outcome = await streamOnce(f, signal); } finally { openStreams--; }
+      if (outcome === 'done' || outcome === 'error' || signal.aborted) return;
+      if (outcome === 'fallback') return pollJob(f);
+      if (++failures > 5 && f.mode !== 'stream') return pollJob(f);
       await sleep(Math.min(5000, 500 * failures), signal); /* resume at f.last + 1 */
     }
+  }
+  /* One connection to the job's stream: 'done' (its done event came),
+   * 'retry' (it broke off: reconnect with Last-Event-ID), 'fallback' (no
+   * stream here: 404, or 429 with every slot taken) or 'error'. */
+  async function streamOnce(f, signal) {
+    let res;
+    try {
+      const headers = { Accept: 'text/event-stream' };
+      if (f.last > 0) headers['Last-Event-ID'] = String(f.last);
+      res = await api(`/v1/jobs/${encodeURIComponent(f.id)}/events`, { raw: true, headers, signal });
+    } catch (e) {
+      if (e instanceof ApiError) { f.mode = 'error: ' + e.message; return 'error'; }
+      return 'retry';
+    }
+    const ctype = res.headers.get('Content-Type') || '';
+    if (!res.ok || !ctype.startsWith('text/event-stream')) {
+      if (res.body) res.body.cancel().catch(() => {});
+      return 'fallback';
+    }
+    f.mode = 'stream';
+    updateStatusLine();
+    let finished = false;
+    const parser = new SSEParser((ev) => {
+      try {
+        if (ev.type === 'epoch') addRow(f, JSON.parse(ev.data));
+        else if (ev.type === 'status') mergeJob(JSON.parse(ev.data));
+        else if (ev.type === 'done') finished = true;
+      } catch (e) { console.warn(`bad ${ev.type} event`, e); }
+    });
+    try {
+      const reader = res.body.getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        parser.push(value);
+        if (finished) { reader.cancel().catch(() => {}); break; }
+      }
+      parser.end();
+    } catch (e) { /* a broken connection, or the follow was stopped */ }
+    if (!finished) return 'retry';
+    f.mode = 'done';
+    updateStatusLine();
+    return 'done';
   }
 
   async function pollJob(f) {

@@ -202,6 +202,7 @@ static json_t *infer_answer(const char *model, const cache_entry *ent, const v2_
 
 void api_v2_infer(app *a, const http_req *rq, http_res *rs)
 {
+    double t0 = metrics_clock();
     srv_err e = {0};
     v2_request q = {0};
     const cache_entry *ent = NULL;
@@ -243,6 +244,7 @@ void api_v2_infer(app *a, const http_req *rq, http_res *rs)
     if (cls)
         bp_model_argmax(m, out, q.rows, cls);
     http_res_json(rs, 200, infer_answer(rq->arg, ent, &q, out, cls, nout));
+    metrics_observe_predict(a->metrics, rq->arg, q.rows, metrics_clock() - t0);
     goto done;
 fail:
     http_res_error(rs, &e);

@@ -47,6 +47,7 @@ const route route_table[] = {
     {"GET",    "/v1/jobs/{id}",                    api_job_get,              AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"POST",   "/v1/jobs/{id}/cancel",             api_job_cancel,           AUTH_TRAIN,   BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"GET",    "/v1/jobs/{id}/metrics",            api_job_metrics,          AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/v1/jobs/{id}/events",             api_job_events,           AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"GET",    "/v1/keys",                         api_keys_list,            AUTH_ADMIN,   BODY_NONE,        JS_BODY_PLAIN,   "limit after"},
     {"POST",   "/v1/keys",                         api_keys_create,          AUTH_ADMIN,   BODY_JSON,        JS_BODY_PLAIN,   NULL},
     {"DELETE", "/v1/keys/{name}",                  api_key_delete,           AUTH_ADMIN,   BODY_NONE,        JS_BODY_PLAIN,   NULL},

@@ -10,6 +10,8 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "decode/dataset.h"
 #include "err.h"
@@ -43,6 +45,14 @@ typedef struct http_res {
      * strings, or live as long as the daemon (the dashboard's ETags). */
     struct { const char *name, *value; } headers[HTTP_RES_MAX_HEADERS];
     int nheaders;
+    /* Or a streamed body of unknown length (server-sent events), with
+     * status 200: read is libmicrohttpd's content reader (it may park the
+     * connection, park.h), done(cls) runs once the response is finished
+     * with, or at once when it cannot be sent.  Sent with content_type
+     * and Cache-Control: no-store. */
+    ssize_t (*stream_read)(void *cls, uint64_t pos, char *buf, size_t max);
+    void (*stream_done)(void *cls);
+    void *stream_cls;
 } http_res;
 
 /* A query-string argument, or NULL. */

@@ -238,11 +238,14 @@ async function mainRun() {
   const page = await ctx.newPage();
   currentPage = page;
   await page.addInitScript(CSP_HOOK);
-  // Before the event stream is merged the page falls back to polling
-  // /metrics after a 404 from /events; that one 404 is expected.
-  const problems = watch(page, (t) => /status of 404/.test(t) && /\/events$/.test(t));
+  const problems = watch(page);
   const requests = [];
   page.on('request', (r) => requests.push(r.url()));
+  const streams = new Map(); // job id -> "status content-type" of its /events answers
+  page.on('response', (r) => {
+    const m = /\/v1\/jobs\/([^/]+)\/events$/.exec(r.url());
+    if (m) streams.set(m[1], `${r.status()} ${r.headers()['content-type']}`);
+  });
   await page.goto(base + '/', { timeout: 15000 });
   await until('the model and data set in the form', 10000, async () =>
     (await page.$$eval('#job-model option', (os) => os.map((o) => o.value))).includes('mlp') &&
@@ -268,6 +271,8 @@ async function mainRun() {
     }
     return seen[a].size >= 3 && seen[b].size >= 3;
   }, 50);
+  // ...from the event stream, not the /metrics fallback.
+  for (const id of [a, b]) assert.equal(streams.get(id), '200 text/event-stream', `${id}'s /events`);
   step(`curves grew live: ${a} at ${[...seen[a]].join(',')}; ${b} at ${[...seen[b]].join(',')}`);
 
   await until('both jobs to succeed', 180000, async () =>
