@@ -264,10 +264,12 @@ async function mainRun() {
   // each, seen while the page still shows the job running.
   const seen = { [a]: new Set(), [b]: new Set() };
   await until('both curves to grow while training', 90000, async () => {
+    // the points each job has on the loss chart, as the page last drew it
+    const drawn = Object.fromEntries(((await page.getAttribute('#chart-loss', 'data-points')) || '')
+      .split(' ').filter(Boolean).map((p) => p.split(':')).map(([id, n]) => [id, Number(n)]));
     for (const id of [a, b]) {
-      const row = await bestRow(page, id);
       const st = await jobStatus(page, id);
-      if (row && row.epochs > 0 && row.epochs < EPOCHS && st === 'running') seen[id].add(row.epochs);
+      if (drawn[id] > 0 && drawn[id] < EPOCHS && st === 'running') seen[id].add(drawn[id]);
     }
     return seen[a].size >= 3 && seen[b].size >= 3;
   }, 50);
