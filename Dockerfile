@@ -18,13 +18,15 @@ RUN apt-get update \
       protobuf-c-compiler libprotobuf-c-dev libonnx-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# Only what the daemon is built from (openapi.yaml is compiled in, it serves
-# it at /openapi.yaml); tests and benchmarks stay out of the image.
+# Only what the daemon is built from (openapi.yaml and the dashboard in ui/
+# are compiled in; it serves them at /openapi.yaml and /); tests and
+# benchmarks stay out of the image.
 COPY Makefile openapi.yaml ./
 COPY scripts/ scripts/
 COPY migrations/ migrations/
 COPY core/ core/
 COPY server/ server/
+COPY ui/ ui/
 RUN make -j"$(nproc)" build/backpropd \
  && strip build/backpropd \
  && ./build/backpropd --help >/dev/null

@@ -31,8 +31,11 @@ MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 
 CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORED_OBJ  := $(CORE_SRC:core/%.c=$(BUILD)/core-double/%.o)
+# The dashboard's files (server/api/api_ui.c), each embedded as ui_<name>_<ext>.
+UI_FILES   := ui/index.html ui/app.js ui/app.css ui/favicon.svg ui/vendor/uplot.js ui/vendor/uplot.css
+UI_OBJ     := $(foreach f,$(UI_FILES),$(BUILD)/gen/ui_$(subst .,_,$(notdir $(f))).o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o \
-              $(if $(wildcard openapi.yaml),$(BUILD)/gen/openapi.o) $(BUILD)/gen/onnx.pb-c.o
+              $(if $(wildcard openapi.yaml),$(BUILD)/gen/openapi.o) $(BUILD)/gen/onnx.pb-c.o $(UI_OBJ)
 
 # Test binaries: tests/core_*.c -> one float binary, tests/grad_*.c -> the
 # double-precision build, tests/server_*.c -> the integration binary.
@@ -72,6 +75,11 @@ $(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed_migrations.sh
 	@mkdir -p $(@D); sh scripts/embed_migrations.sh $(MIGRATIONS) > $@
 $(BUILD)/gen/openapi.c: openapi.yaml scripts/embed_file.sh
 	@mkdir -p $(@D); sh scripts/embed_file.sh openapi_yaml openapi.yaml > $@
+define ui_embed_rule
+$(BUILD)/gen/ui_$(subst .,_,$(notdir $(1))).c: $(1) scripts/embed_file.sh
+	@mkdir -p $$(@D); sh scripts/embed_file.sh ui_$(subst .,_,$(notdir $(1))) $(1) > $$@
+endef
+$(foreach f,$(UI_FILES),$(eval $(call ui_embed_rule,$(f))))
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(ALL_CFLAGS) -Iserver -c $< -o $@
 
@@ -99,8 +107,10 @@ $(BUILD)/tests/test_server: $(T_SERVER:%.c=$(BUILD)/%.o) $(T_UTIL:%.c=$(BUILD)/%
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(T_UTIL:%.c=$(BUILD)/%.o) $(BUILD)/libbpcore.a
 	$(CC) -o $@ $^ $(TESTLIBS)
 
+# The Criterion binaries, then the dashboard in a real browser (tests/ui/;
+# skipped with a message where chromium is not installed).
 test: all $(TEST_BINS)
-	@sh tests/run.sh $(TEST_BINS)
+	@rc=0; sh tests/run.sh $(TEST_BINS) || rc=1; sh tests/ui/run.sh $(BUILD) || rc=1; exit $$rc
 
 asan:
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \

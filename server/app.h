@@ -11,6 +11,7 @@
 #include "jobs/cache.h"
 #include "config.h"
 #include "http/metrics.h"
+#include "http/park.h"
 #include "store/store.h"
 #include "jobs/workers.h"
 
@@ -23,6 +24,7 @@ typedef struct app {
     cache *cache;
     workers *workers;
     metrics *metrics;
+    park *streams;    /* the open event streams (api_events.c), --max-streams */
     atomic_int ready; /* 1 once the database is open and migrated */
 } app;
 

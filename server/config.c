@@ -65,6 +65,16 @@ static const opt_def opts[] = {
     {"insecure", "BACKPROPD_INSECURE", OPT_FLAG, OFF(insecure), 0, 0, 1,
      "listen on a non-loopback --bind even though the database holds no active API key",
      "off"},
+    {"max-streams", "BACKPROPD_MAX_STREAMS", OPT_UINT, OFF(max_streams), 0, 1, 100000,
+     "most event streams open at once (more: 429); each holds a connection", "100"},
+    {"events-keepalive-ms", "BACKPROPD_EVENTS_KEEPALIVE_MS", OPT_UINT, OFF(keepalive_ms), 0, 10,
+     3600000,
+     "milliseconds between the keep-alive comments of an event stream (they also find "
+     "clients that went away; short values are for tests)",
+     "15000"},
+    {"metrics-max-models", "BACKPROPD_METRICS_MAX_MODELS", OPT_UINT, OFF(metrics_max_models), 0,
+     1, 10000, "models with their own label in /metrics; the others share model=\"other\"",
+     "100"},
     {"max-layers", "BACKPROPD_MAX_LAYERS", OPT_U32, LIM(max_layers), 0, 1, 1024,
      "most layers in a model", "64"},
     {"max-units", "BACKPROPD_MAX_UNITS", OPT_U32, LIM(max_units), 0, 1, 1u << 24,
@@ -110,6 +120,9 @@ static void config_default(srv_config *c)
     c->cors_origin[0] = '\0';
     c->log_level = LOG_INFO;
     c->conn_timeout = 30;
+    c->max_streams = 100;
+    c->keepalive_ms = 15000;
+    c->metrics_max_models = 100;
     limits_default(&c->limits);
 }
 

@@ -20,6 +20,9 @@ typedef struct {
     int log_level;        /* --log-level debug|info|warn|error, default info */
     int conn_timeout;     /* --conn-timeout seconds, default 30 */
     int insecure;         /* --insecure: listen beyond loopback without an API key */
+    unsigned max_streams; /* --max-streams: open event streams at most, default 100 */
+    unsigned keepalive_ms;/* --events-keepalive-ms: comment line interval, default 15000 */
+    unsigned metrics_max_models; /* --metrics-max-models: models with their own label, default 100 */
     srv_limits limits;    /* --max-body, --max-layers, --max-units, --max-params, ... */
 } srv_config;
 

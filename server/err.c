@@ -23,6 +23,7 @@ static const struct {
     [ERR_PAYLOAD_TOO_LARGE] = {413, "payload_too_large"},
     [ERR_UNSUPPORTED_MEDIA_TYPE] = {415, "unsupported_media_type"},
     [ERR_QUEUE_FULL] = {429, "queue_full"},
+    [ERR_TOO_MANY_STREAMS] = {429, "too_many_streams"},
     [ERR_INTERNAL] = {500, "internal"},
     [ERR_UNAVAILABLE] = {503, "unavailable"},
 };

@@ -25,7 +25,9 @@
 #include "blas_tune.h"
 #include "keys_cli.h"
 #include "log.h"
+#include "api/api.h"
 #include "http/metrics.h"
+#include "http/park.h"
 #include "store/store.h"
 #include "jobs/workers.h"
 
@@ -118,7 +120,7 @@ int main(int argc, char **argv)
                 strerror(errno));
         return 1;
     }
-    a.metrics = metrics_new();
+    a.metrics = metrics_new(a.cfg.metrics_max_models);
     if (!a.metrics) {
         log_msg(LOG_ERROR, "out of memory at start-up");
         return 1;
@@ -167,11 +169,24 @@ int main(int argc, char **argv)
         metrics_free(a.metrics);
         return 1;
     }
+    /* The event streams: woken by the workers after each change of a job,
+     * and by the keep-alive ticker. */
+    a.streams = park_new(a.cfg.max_streams, a.cfg.keepalive_ms);
+    if (!a.streams) {
+        log_msg(LOG_ERROR, "cannot start the event streams' ticker");
+        workers_stop(a.workers);
+        cache_free(a.cache);
+        store_pool_close(a.pool);
+        metrics_free(a.metrics);
+        return 1;
+    }
+    workers_observe(a.workers, api_events_observer, a.streams);
     atomic_store(&a.ready, 1);
 
     if (http_daemon_start(&a, &d, &e) != 0) {
         log_msg(LOG_ERROR, "%s", e.msg);
         workers_stop(a.workers);
+        park_free(a.streams);
         cache_free(a.cache);
         store_pool_close(a.pool);
         metrics_free(a.metrics);
@@ -192,8 +207,10 @@ int main(int argc, char **argv)
     }
     log_msg(LOG_INFO, "received %s; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     atomic_store(&a.ready, 0);
+    park_stop(a.streams);      /* every event stream ends (MHD must not stop with one parked) */
     http_daemon_stop(d);       /* in-flight requests finish first */
     workers_stop(a.workers);   /* running jobs stop at the next batch */
+    park_free(a.streams);
     cache_free(a.cache);
     store_pool_close(a.pool);
     metrics_free(a.metrics);

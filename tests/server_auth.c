@@ -210,11 +210,15 @@ Test(auth_rules, scopes_per_route)
     cr_expect_eq(scope_of("GET", "/v1/keys"), AUTH_ADMIN);
     cr_expect_eq(scope_of("POST", "/v1/keys"), AUTH_ADMIN);
     cr_expect_eq(scope_of("DELETE", "/v1/keys/{name}"), AUTH_ADMIN);
-    /* Every served route needs at least predict, except the three open ones. */
+    cr_expect_eq(scope_of("GET", "/"), AUTH_OPEN);
+    cr_expect_eq(scope_of("GET", "/ui/app.js"), AUTH_OPEN);
+    /* Every served route needs at least predict, except the open ones: the
+     * probes, the API description and the dashboard's files. */
     for (size_t i = 0; i < route_table_len; i++) {
         const char *tmpl = route_table[i].tmpl;
         int open = strcmp(tmpl, "/healthz") == 0 || strcmp(tmpl, "/readyz") == 0 ||
-                   strcmp(tmpl, "/openapi.yaml") == 0 || strncmp(tmpl, "/v2/health/", 11) == 0;
+                   strcmp(tmpl, "/openapi.yaml") == 0 || strncmp(tmpl, "/v2/health/", 11) == 0 ||
+                   strcmp(tmpl, "/") == 0 || strcmp(tmpl, "/ui") == 0 || strncmp(tmpl, "/ui/", 4) == 0;
         cr_expect_eq(route_table[i].scope == AUTH_OPEN, open, "%s %s", route_table[i].method,
                      tmpl);
     }

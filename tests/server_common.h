@@ -403,14 +403,21 @@ static inline int it_contains(const char *hay, const char *needle)
 /* Sends raw bytes to td on a fresh connection, reads what comes back until
  * the daemon closes it or a second (scaled) passes (into buf, may be NULL),
  * and closes.  For what libcurl will not send: broken framing, garbage. */
-static inline void td_raw(const test_daemon *td, const char *bytes, size_t len, char *buf,
-                          size_t cap)
+/* A new TCP connection to td (the caller closes it). */
+static inline int td_connect(const test_daemon *td)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert(fd >= 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)td->port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+static inline void td_raw(const test_daemon *td, const char *bytes, size_t len, char *buf,
+                          size_t cap)
+{
+    int fd = td_connect(td);
     double wait = test_seconds(1.0);
     struct timeval tv = {(time_t)wait, (suseconds_t)((wait - (double)(time_t)wait) * 1e6)};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

@@ -49,6 +49,10 @@ Test(router, every_route_matches_with_its_capture)
         {"/readyz", "/readyz", NULL},
         {"/metrics", "/metrics", NULL},
         {"/openapi.yaml", "/openapi.yaml", NULL},
+        {"/", "/", NULL},                  /* the dashboard: the one path of no segment */
+        {"/ui", "/ui", NULL},
+        {"/ui/app.js", "/ui/app.js", NULL},
+        {"/ui/uplot.js", "/ui/uplot.js", NULL},
         {"/v1/models", "/v1/models", NULL},
         {"/v1/models/iris", "/v1/models/{name}", "iris"},
         {"/v1/models/iris/versions", "/v1/models/{name}/versions", "iris"},
@@ -74,7 +78,10 @@ Test(router, unknown_and_malformed_paths_match_nothing)
 {
     static const match_case cases[] = {
         {"", NONE, NULL},
-        {"/", NONE, NULL},
+        {"//", NONE, NULL},
+        {"/ui/", NONE, NULL},
+        {"/ui/app.js/", NONE, NULL},
+        {"/ui/other.js", NONE, NULL},
         {"healthz", NONE, NULL},
         {"/healthz/", NONE, NULL},         /* trailing slash: never tolerated */
         {"/v1/models/", NONE, NULL},
@@ -194,6 +201,13 @@ static const allow_case allow_cases[] = {
     {"/readyz", "GET, HEAD"},
     {"/metrics", "GET, HEAD"},
     {"/openapi.yaml", "GET, HEAD"},
+    {"/", "GET, HEAD"},
+    {"/ui", "GET, HEAD"},
+    {"/ui/app.js", "GET, HEAD"},
+    {"/ui/app.css", "GET, HEAD"},
+    {"/ui/favicon.svg", "GET, HEAD"},
+    {"/ui/uplot.js", "GET, HEAD"},
+    {"/ui/uplot.css", "GET, HEAD"},
     {"/v1/models", "GET, HEAD, POST"},
     {"/v1/models/{name}", "GET, HEAD, DELETE"},
     {"/v1/models/{name}/versions", "GET, HEAD"},
@@ -218,6 +232,7 @@ static const allow_case allow_cases[] = {
     {"/v1/jobs/{id}", "GET, HEAD"},
     {"/v1/jobs/{id}/cancel", "POST"},
     {"/v1/jobs/{id}/metrics", "GET, HEAD"},
+    {"/v1/jobs/{id}/events", "GET, HEAD"},
     {"/v1/keys", "GET, HEAD, POST"},
     {"/v1/keys/{name}", "DELETE"},
 };
@@ -318,7 +333,7 @@ Test(router, the_table_covers_every_template_once_per_method)
             cr_expect_leq(row->scope, AUTH_PREDICT, "GET %s", tmpl);
         seen[r]++;
     }
-    cr_expect_eq(i, (size_t)37, "37 (method, path) pairs, got %zu", i);
+    cr_expect_eq(i, (size_t)44, "44 (method, path) pairs, got %zu", i);
     for (int r = ROUTE_NONE + 1; r <= router_paths(); r++)
         cr_expect_gt(seen[r], 0, "template %s has no row", router_template(r));
 }
@@ -338,7 +353,7 @@ static int has_line(const char *text, const char *line)
 
 Test(metrics, renders_counters_histogram_jobs_and_samples)
 {
-    metrics *m = metrics_new();
+    metrics *m = metrics_new(100);
     cr_assert_not_null(m);
     metrics_observe(m, P("/v1/models/{name}/predict"), 200, 0.0004);
     metrics_observe(m, P("/v1/models/{name}/predict"), 200, 0.003);
@@ -349,7 +364,8 @@ Test(metrics, renders_counters_histogram_jobs_and_samples)
 
     long jobs[5] = {3, 1, 7, 2, 0};
     size_t len = 0;
-    char *t = metrics_render(m, jobs, 12345ULL, &len);
+    metrics_scrape x = {.job_counts = jobs, .queued = -1, .samples = 12345ULL, .streams = -1};
+    char *t = metrics_render(m, &x, &len);
     cr_assert_not_null(t);
     cr_expect_eq(strlen(t), len);
 
@@ -392,7 +408,8 @@ Test(metrics, renders_counters_histogram_jobs_and_samples)
     free(t);
 
     /* Without job counts (the store was unavailable) the rest still renders. */
-    t = metrics_render(m, NULL, 0, &len);
+    metrics_scrape none = {.queued = -1, .streams = -1};
+    t = metrics_render(m, &none, &len);
     cr_assert_not_null(t);
     cr_expect_null(strstr(t, "backpropd_jobs{"));
     cr_expect(has_line(t, "backpropd_training_samples_total 0"));

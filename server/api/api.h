@@ -47,6 +47,8 @@ void api_healthz(app *a, const http_req *rq, http_res *rs);
 void api_readyz(app *a, const http_req *rq, http_res *rs);
 void api_metrics(app *a, const http_req *rq, http_res *rs);
 void api_openapi(app *a, const http_req *rq, http_res *rs);
+/* api_ui.c: the dashboard page and its assets, by path (ETag, 304). */
+void api_ui(app *a, const http_req *rq, http_res *rs);
 
 void api_models_create(app *a, const http_req *rq, http_res *rs);
 void api_models_list(app *a, const http_req *rq, http_res *rs);
@@ -78,6 +80,15 @@ void api_jobs_list(app *a, const http_req *rq, http_res *rs);
 void api_job_get(app *a, const http_req *rq, http_res *rs);
 void api_job_cancel(app *a, const http_req *rq, http_res *rs);
 void api_job_metrics(app *a, const http_req *rq, http_res *rs);
+/* 404 for anything that cannot be a job id (ids are opaque). */
+int api_job_id_check(const char *id, srv_err *e);
+
+/* api_events.c: a job's server-sent events (park.h holds the streams,
+ * a->streams); the observer the workers call after each change wakes the
+ * job's streams (cls: the park registry). */
+void api_job_events(app *a, const http_req *rq, http_res *rs);
+int api_wants_event_stream(const http_req *rq);
+void api_events_observer(void *cls, const char *job_id);
 
 /* api_keys.c: key management (admin scope; auth.h). */
 void api_keys_list(app *a, const http_req *rq, http_res *rs);

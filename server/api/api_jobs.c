@@ -15,10 +15,11 @@
 #include "decode/decode.h"
 #include "store/canon.h"
 #include "decode/fit.h"
+#include "http/park.h"
 
 
 /* Job ids are opaque: anything that cannot be one is simply not found. */
-static int jobs_id_check(const char *id, srv_err *e)
+int api_job_id_check(const char *id, srv_err *e)
 {
     size_t n = id ? strlen(id) : 0;
     int ok = n > 0 && n < 40;
@@ -253,7 +254,11 @@ void api_job_get(app *a, const http_req *rq, http_res *rs)
 {
     srv_err e = {0};
     json_t *job = NULL;
-    if (jobs_id_check(rq->arg, &e) != 0) {
+    if (api_wants_event_stream(rq)) {
+        api_job_events(a, rq, rs);
+        return;
+    }
+    if (api_job_id_check(rq->arg, &e) != 0) {
         http_res_error(rs, &e);
         return;
     }
@@ -272,7 +277,7 @@ void api_job_cancel(app *a, const http_req *rq, http_res *rs)
     srv_err e = {0};
     json_t *job = NULL;
     int was_running = 0;
-    if (jobs_id_check(rq->arg, &e) != 0) {
+    if (api_job_id_check(rq->arg, &e) != 0) {
         http_res_error(rs, &e);
         return;
     }
@@ -296,6 +301,8 @@ void api_job_cancel(app *a, const http_req *rq, http_res *rs)
     /* the worker stops at its next batch and ends the job as cancelled */
     if (was_running)
         workers_cancel(a->workers, rq->arg);
+    else
+        park_wake_key(a->streams, rq->arg); /* queued -> cancelled: tell its streams */
     http_res_json(rs, 202, job);
 }
 
@@ -303,7 +310,7 @@ void api_job_metrics(app *a, const http_req *rq, http_res *rs)
 {
     srv_err e = {0};
     json_t *out = NULL;
-    if (jobs_id_check(rq->arg, &e) != 0) {
+    if (api_job_id_check(rq->arg, &e) != 0) {
         http_res_error(rs, &e);
         return;
     }

@@ -62,8 +62,9 @@ void api_readyz(app *a, const http_req *rq, http_res *rs)
 void api_metrics(app *a, const http_req *rq, http_res *rs)
 {
     long counts[JOB_STATUS_COUNT] = {0};
-    const long *have = NULL;
-    unsigned long long samples = 0;
+    metrics_scrape x = {.queued = -1, .streams = -1, .version = BACKPROPD_VERSION};
+    workers_job running[64];
+    cache_stats cs;
     size_t len = 0;
     char *text;
     srv_err e;
@@ -72,16 +73,31 @@ void api_metrics(app *a, const http_req *rq, http_res *rs)
     if (a->pool && atomic_load(&a->ready)) {
         store *s = store_pool_get(a->pool);
         if (s) {
-            if (store_job_counts(s, counts, &e) == 0)
-                have = counts;
-            else
+            if (store_job_counts(s, counts, &e) == 0) {
+                x.job_counts = counts;
+                x.queued = counts[JOB_QUEUED];
+            } else {
                 log_msg(LOG_WARN, "metrics: job counts: %s", e.msg);
+            }
             store_pool_put(a->pool, s);
         }
     }
-    if (a->workers)
-        samples = workers_samples(a->workers);
-    text = metrics_render(a->metrics, have, samples, &len);
+    if (a->workers) {
+        x.samples = workers_samples(a->workers);
+        x.running = running;
+        x.n_running = workers_running(a->workers, running, 64);
+        if (x.n_running > 64)
+            x.n_running = 64;
+    }
+    if (a->streams) {
+        x.streams = park_count(a->streams);
+        x.max_streams = park_max(a->streams);
+    }
+    if (a->cache) {
+        cache_stats_get(a->cache, &cs);
+        x.cache = &cs;
+    }
+    text = metrics_render(a->metrics, &x, &len);
     if (!text) {
         err_set(&e, ERR_INTERNAL, "out of memory rendering the metrics");
         http_res_error(rs, &e);

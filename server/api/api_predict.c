@@ -164,6 +164,7 @@ int api_predict_too_large(const srv_limits *lim, uint32_t rows, uint32_t nout,
 
 void api_model_predict(app *a, const http_req *rq, http_res *rs)
 {
+    double t0 = metrics_clock();
     const char *name = rq->arg;
     srv_err e; /* set by whatever fails; not cleared (516 bytes) per request */
     e.code = ERR_NONE;
@@ -242,6 +243,7 @@ void api_model_predict(app *a, const http_req *rq, http_res *rs)
     rs->text = b.p;
     rs->text_len = b.len;
     rs->content_type = "application/json";
+    metrics_observe_predict(a->metrics, name, rows, metrics_clock() - t0);
     return;
 
 fail:

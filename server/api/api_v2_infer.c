@@ -432,6 +432,7 @@ static int infer_entry(app *a, const http_req *rq, const cache_entry **ent, srv_
 
 void api_v2_infer(app *a, const http_req *rq, http_res *rs)
 {
+    double t0 = metrics_clock();
     srv_err e = {0};
     v2_request q = {0};
     const cache_entry *ent = NULL;
@@ -494,9 +495,10 @@ void api_v2_infer(app *a, const http_req *rq, http_res *rs)
     rs->content_type = "application/json";
     if (json_len != rs->text_len) {
         rs->content_type = "application/octet-stream";
-        rs->header = V2_HEADER_LEN;
         snprintf(rs->header_value, sizeof rs->header_value, "%zu", json_len);
+        http_res_header(rs, V2_HEADER_LEN, rs->header_value);
     }
+    metrics_observe_predict(a->metrics, rq->arg, q.rows, metrics_clock() - t0);
     goto done;
 fail:
     http_res_error(rs, &e);

@@ -5,7 +5,8 @@
  * auth, metrics and the HTTP layer read everything else from the row, and
  * tests/server_openapi.c checks the table against openapi.yaml.
  *
- * Scopes: the operational probes (v1 and v2) and the API description are
+ * Scopes: the operational probes (v1 and v2), the API description and the
+ * dashboard's files (the page asks for a key for the API calls it makes) are
  * open; /metrics, every read, predictions and evaluations need a predict
  * key; every other write needs train; key management needs admin.
  */
@@ -19,6 +20,13 @@ const route route_table[] = {
     {"GET",    "/readyz",                          api_readyz,               AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"GET",    "/metrics",                         api_metrics,              AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"GET",    "/openapi.yaml",                    api_openapi,              AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/",                                api_ui,                   AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/ui",                              api_ui,                   AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/ui/app.js",                       api_ui,                   AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/ui/app.css",                      api_ui,                   AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/ui/favicon.svg",                  api_ui,                   AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/ui/uplot.js",                     api_ui,                   AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/ui/uplot.css",                    api_ui,                   AUTH_OPEN,    BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"GET",    "/v1/models",                       api_models_list,          AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   "limit after"},
     {"POST",   "/v1/models",                       api_models_create,        AUTH_TRAIN,   BODY_JSON,        JS_BODY_MODEL,   NULL},
     {"GET",    "/v1/models/{name}",                api_model_get,            AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
@@ -43,6 +51,7 @@ const route route_table[] = {
     {"GET",    "/v1/jobs/{id}",                    api_job_get,              AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"POST",   "/v1/jobs/{id}/cancel",             api_job_cancel,           AUTH_TRAIN,   BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"GET",    "/v1/jobs/{id}/metrics",            api_job_metrics,          AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
+    {"GET",    "/v1/jobs/{id}/events",             api_job_events,           AUTH_PREDICT, BODY_NONE,        JS_BODY_PLAIN,   NULL},
     {"GET",    "/v1/keys",                         api_keys_list,            AUTH_ADMIN,   BODY_NONE,        JS_BODY_PLAIN,   "limit after"},
     {"POST",   "/v1/keys",                         api_keys_create,          AUTH_ADMIN,   BODY_JSON,        JS_BODY_PLAIN,   NULL},
     {"DELETE", "/v1/keys/{name}",                  api_key_delete,           AUTH_ADMIN,   BODY_NONE,        JS_BODY_PLAIN,   NULL},

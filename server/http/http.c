@@ -235,6 +235,18 @@ const char *http_header(const http_req *rq, const char *name)
     return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
 }
 
+void http_res_header(http_res *rs, const char *name, const char *value)
+{
+    if (rs->nheaders >= HTTP_RES_MAX_HEADERS) {
+        log_msg(LOG_ERROR, "response header %s dropped: more than %d", name,
+                HTTP_RES_MAX_HEADERS);
+        return;
+    }
+    rs->headers[rs->nheaders].name = name;
+    rs->headers[rs->nheaders].value = value;
+    rs->nheaders++;
+}
+
 void http_res_json(http_res *rs, int status, json_t *body)
 {
     if (rs->json != body)
@@ -338,6 +350,38 @@ static void v2_error_shape(const req_state *st, http_res *rs)
     }
 }
 
+/* The block MHD asks a stream's reader to fill at most. */
+#define STREAM_BLOCK 4096
+
+/* Queues a streamed response (http_res.stream_read), logs and counts it
+ * as answered when its headers go out.  rs->stream_done runs exactly
+ * once: through MHD when the response was created, else here. */
+static enum MHD_Result respond_stream(req_state *st, struct MHD_Connection *conn,
+                                      const char *method, http_res *rs)
+{
+    http_ctx *ctx = st->ctx;
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, STREAM_BLOCK, rs->stream_read, rs->stream_cls, rs->stream_done);
+    if (!resp) {
+        rs->stream_done(rs->stream_cls);
+        log_msg(LOG_ERROR, "out of memory creating a response");
+        return MHD_NO;
+    }
+    rs->stream_read = NULL;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            rs->content_type ? rs->content_type : "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    /* nginx and its kind would otherwise hold the events back */
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    cors_headers(ctx, conn, resp);
+    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    double secs = elapsed_seconds(&st->t0);
+    log_request(method, st->path, MHD_HTTP_OK, secs * 1000.0);
+    metrics_observe(ctx->a->metrics, st->match.path, MHD_HTTP_OK, secs);
+    return ret;
+}
+
 /* Encodes and queues rs (consuming its body), logs and counts.  allow:
  * the Allow header for 405, or NULL.  preflight: add the CORS preflight
  * headers. */
@@ -352,6 +396,12 @@ static enum MHD_Result respond(req_state *st, struct MHD_Connection *conn, const
     enum MHD_Result ret;
     int status;
 
+    if (rs->stream_read) {
+        if (rs->status == 200 && !rs->json && !rs->text)
+            return respond_stream(st, conn, method, rs);
+        rs->stream_done(rs->stream_cls); /* a handler's mistake: answer the rest */
+        rs->stream_read = NULL;
+    }
     if (rs->status < 100 || rs->status > 599) {
         srv_err e;
         err_set(&e, ERR_INTERNAL, "the handler produced no response");
@@ -398,10 +448,10 @@ static enum MHD_Result respond(req_state *st, struct MHD_Connection *conn, const
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (rs->location[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rs->location);
-    if (rs->header)
-        MHD_add_response_header(resp, rs->header, rs->header_value);
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    for (int i = 0; i < rs->nheaders; i++)
+        MHD_add_response_header(resp, rs->headers[i].name, rs->headers[i].value);
     if (status == 401) /* RFC 6750: how to authenticate */
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer realm=\"backpropd\"");
@@ -1052,6 +1102,9 @@ int http_daemon_start(struct app *a, struct MHD_Daemon **out, srv_err *e)
 
     /* ITC: needed by MHD_quiesce_daemon with internal threads. */
     flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    /* Event streams park their connections (park.h) instead of an HTTP
+     * thread each. */
+    flags |= MHD_ALLOW_SUSPEND_RESUME;
     if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
         flags |= MHD_USE_EPOLL;
     else

@@ -10,6 +10,8 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "decode/dataset.h"
 #include "err.h"
@@ -32,6 +34,8 @@ typedef struct http_req {
     size_t body_len;
 } http_req;
 
+#define HTTP_RES_MAX_HEADERS 6
+
 typedef struct http_res {
     int status;
     json_t *json;              /* body (owned; sent with JSONX_DUMP_FLAGS) */
@@ -39,14 +43,29 @@ typedef struct http_res {
     size_t text_len;
     const char *content_type;  /* for text; JSON sets its own */
     char location[160];        /* Location header when not empty */
-    const char *header;        /* one more header's name (static), or NULL */
-    char header_value[32];     /* ... and its value */
+    /* Further headers (http_res_header): names and values are static
+     * strings, or live as long as the daemon (the dashboard's ETags). */
+    struct { const char *name, *value; } headers[HTTP_RES_MAX_HEADERS];
+    int nheaders;
+    /* Or a streamed body of unknown length (server-sent events), with
+     * status 200: read is libmicrohttpd's content reader (it may park the
+     * connection, park.h), done(cls) runs once the response is finished
+     * with, or at once when it cannot be sent.  Sent with content_type
+     * and Cache-Control: no-store. */
+    ssize_t (*stream_read)(void *cls, uint64_t pos, char *buf, size_t max);
+    void (*stream_done)(void *cls);
+    void *stream_cls;
+    char header_value[32];     /* room for one header value made for this
+                                  response (v2 infer's Inference-Header-Content-Length) */
 } http_res;
 
 /* A query-string argument, or NULL. */
 const char *http_query(const http_req *rq, const char *key);
-/* A request header, or NULL. */
+/* A request header (name case-insensitive), or NULL. */
 const char *http_header(const http_req *rq, const char *name);
+/* Adds a response header (see http_res.headers for lifetimes); past
+ * HTTP_RES_MAX_HEADERS it is dropped and logged, a bug of the caller. */
+void http_res_header(http_res *rs, const char *name, const char *value);
 
 /* Sets status and {"error":...} body from e. */
 void http_res_error(http_res *rs, const srv_err *e);

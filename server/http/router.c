@@ -13,6 +13,7 @@
  *   - "." and ".." are ordinary segments, never resolved: "/v1/models/.."
  *     is the model named "..", which the handler answers with 404;
  *   - a captured segment longer than ROUTER_ARG_MAX - 1 bytes does not match;
+ *   - "/" itself (the dashboard) is the one path of no segment;
  *   - HEAD is served by a route's GET row (the HTTP layer sends no body)
  *     and appears in Allow next to GET.
  */
@@ -96,6 +97,8 @@ static void path_split(path_def *pd, const route *r)
     int caps = 0;
     if (r->tmpl[0] != '/')
         table_bad(r, "a template starts with /");
+    if (r->tmpl[1] == '\0')
+        return; /* "/", the root: no segment at all */
     for (;;) {
         const char *end = strchr(t, '/');
         size_t n = end ? (size_t)(end - t) : strlen(t);
@@ -190,9 +193,10 @@ int router_match(const char *path, route_match *m)
     }
     if (!path || path[0] != '/')
         return ROUTE_NONE;
-    /* Split into segments; any empty one (//, trailing /) fails. */
+    /* Split into segments; any empty one (//, trailing /) fails, except
+     * for the root "/", which has none. */
     p = path + 1;
-    for (;;) {
+    for (; *p || nseg > 0;) {
         const char *end = strchr(p, '/');
         size_t n = end ? (size_t)(end - p) : strlen(p);
         if (n == 0 && !end && nseg > 0) {

@@ -49,6 +49,9 @@ typedef struct {
     pthread_rwlock_t lock;
     cnode *head;
     uint64_t gen; /* bumped by cache_invalidate() under the write lock */
+    /* /metrics: beside the lock the lookup writes anyway, so counting a
+     * hit dirties no other cache line */
+    atomic_ullong hits, misses;
 } cshard;
 
 /* Each shard on its own cache lines, so two models' locks never share one. */
@@ -61,6 +64,7 @@ struct cache {
     store_pool *pool;
     size_t max_entries;
     atomic_size_t n_nodes;
+    atomic_ullong evictions; /* nodes dropped to make room (miss path) */
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -178,6 +182,7 @@ static void cache_evict_one(cache *c)
         atomic_fetch_sub_explicit(&drop->nodes, 1, memory_order_relaxed);
         free(n);
         atomic_fetch_sub(&c->n_nodes, 1);
+        atomic_fetch_add_explicit(&c->evictions, 1, memory_order_relaxed);
     }
     pthread_rwlock_unlock(&best_sh->lock);
     centry_unref(drop);
@@ -291,10 +296,12 @@ static int cache_lookup(cache *c, const char *model, uint32_t version, const cha
             atomic_store_explicit(&n->used, now, memory_order_relaxed);
         *out = &n->e->pub;
         pthread_rwlock_unlock(&sh->lock);
+        atomic_fetch_add_explicit(&sh->hits, 1, memory_order_relaxed);
         return 0;
     }
     uint64_t gen = sh->gen;
     pthread_rwlock_unlock(&sh->lock);
+    atomic_fetch_add_explicit(&sh->misses, 1, memory_order_relaxed);
 
     centry *ce = NULL;
     if (cache_load(c, model, version, label, &ce, e) != 0)
@@ -373,4 +380,17 @@ void cache_invalidate(cache *c, const char *model)
         free(dropped);
         dropped = next;
     }
+}
+
+void cache_stats_get(cache *c, cache_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!c)
+        return;
+    for (unsigned i = 0; i < CACHE_SHARDS; i++) {
+        out->hits += atomic_load_explicit(&c->shards[i].s.hits, memory_order_relaxed);
+        out->misses += atomic_load_explicit(&c->shards[i].s.misses, memory_order_relaxed);
+    }
+    out->evictions = atomic_load_explicit(&c->evictions, memory_order_relaxed);
+    out->entries = atomic_load(&c->n_nodes);
 }

@@ -37,4 +37,12 @@ void cache_release(cache *c, const cache_entry *entry);
 /* Drops every entry of a model (new version trained, model deleted). */
 void cache_invalidate(cache *c, const char *model);
 
+/* For /metrics: lookups answered from memory, lookups that went to the
+ * store (found or not), nodes evicted to make room, nodes held now. */
+typedef struct {
+    unsigned long long hits, misses, evictions;
+    size_t entries;
+} cache_stats;
+void cache_stats_get(cache *c, cache_stats *out);
+
 #endif

@@ -71,6 +71,9 @@ typedef struct workers_slot {
     pthread_t thread;
     int started;
     char job_id[40];        /* the running job, "" when idle (under w->mu) */
+    char model[65];         /* its model (under w->mu) */
+    unsigned epoch, epochs; /* progress for /metrics (under w->mu) */
+    double rate;            /* samples/s of the last epoch (under w->mu) */
     atomic_int cancel;      /* what core watches */
     atomic_int user_cancel; /* a cancel was asked for (not a shutdown) */
 } workers_slot;
@@ -86,9 +89,22 @@ struct workers {
     atomic_int running;     /* jobs training now */
     atomic_ullong samples;
     workers_slot *slots;
+    workers_observer observer; /* under mu */
+    void *observer_cls;
 };
 
 static double mono_now(void);
+
+/* Tells the observer (the event streams) that the job's row changed. */
+static void workers_changed(workers *w, const char *id)
+{
+    pthread_mutex_lock(&w->mu);
+    workers_observer fn = w->observer;
+    void *cls = w->observer_cls;
+    pthread_mutex_unlock(&w->mu);
+    if (fn)
+        fn(cls, id);
+}
 
 /* ---- writes that must land -------------------------------------------- */
 
@@ -198,6 +214,8 @@ static void job_end(workers *w, const char *id, job_status js, const char *error
     int rc = job_write_final(w, id, "record the job's end", job_end_write, &args, &e);
     if (rc != 0)
         log_msg(LOG_ERROR, "job %s: could not record status %s: %s", id, status, e.msg);
+    else
+        workers_changed(w, id);
     if (error)
         log_msg(LOG_WARN, "job %s %s: %s", id, status, error);
     else
@@ -482,10 +500,14 @@ static void job_run(workers_slot *slot, store_claim *c)
      * that came before the registration is seen here. */
     pthread_mutex_lock(&w->mu);
     snprintf(slot->job_id, sizeof slot->job_id, "%s", id);
+    snprintf(slot->model, sizeof slot->model, "%s", c->model);
+    slot->epoch = slot->epochs = 0;
+    slot->rate = 0;
     atomic_store(&slot->user_cancel, 0);
     atomic_store(&slot->cancel, atomic_load(&w->stop) ? 1 : 0);
     pthread_mutex_unlock(&w->mu);
 
+    workers_changed(w, id); /* queued -> running, recorded by the claim */
     log_msg(LOG_INFO, "job %s %s: model %s, %u thread%s", id,
             c->resumed ? "taken up again after a restart" : "started", c->model, threads,
             threads == 1 ? "" : "s");
@@ -588,6 +610,12 @@ static void job_run(workers_slot *slot, store_claim *c)
         atomic_fetch_add_explicit(&w->samples, train_rows, memory_order_relaxed);
         job_track_epoch(&k, &em, cfg.min_delta);
         job_record_epoch(w, id, t, &k, &em, cfg.epochs, &ck_at, &ck_cost, &backlog);
+        pthread_mutex_lock(&w->mu);
+        slot->epoch = em.epoch;
+        slot->epochs = cfg.epochs;
+        slot->rate = em.seconds > 0 ? (double)train_rows / em.seconds : 0;
+        pthread_mutex_unlock(&w->mu);
+        workers_changed(w, id);
 
         s = store_pool_get(w->pool);
         int asked = store_job_cancel_requested(s, id) == 1;
@@ -652,6 +680,7 @@ static void job_run(workers_slot *slot, store_claim *c)
     }
     /* predictions of "latest" must now load the new version */
     cache_invalidate(w->cache, c->model);
+    workers_changed(w, id);
     log_msg(LOG_INFO, "job %s succeeded: model %s version %u after %u epochs", id, c->model,
             version, bp_trainer_epochs_run(t));
 
@@ -795,6 +824,45 @@ void workers_stop(workers *w)
     pthread_mutex_destroy(&w->mu);
     free(w->slots);
     free(w);
+}
+
+void workers_observe(workers *w, workers_observer fn, void *cls)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->observer = fn;
+    w->observer_cls = cls;
+    pthread_mutex_unlock(&w->mu);
+}
+
+int workers_running(workers *w, workers_job *out, int max)
+{
+    int n = 0;
+    if (!w)
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    for (int i = 0; i < w->n; i++) {
+        const workers_slot *slot = &w->slots[i];
+        if (!slot->job_id[0])
+            continue;
+        if (n < max) {
+            workers_job *j = &out[n];
+            snprintf(j->job_id, sizeof j->job_id, "%s", slot->job_id);
+            snprintf(j->model, sizeof j->model, "%s", slot->model);
+            j->epoch = slot->epoch;
+            j->epochs = slot->epochs;
+            j->samples_per_second = slot->rate;
+        }
+        n++;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+int workers_count(const workers *w)
+{
+    return w ? w->n : 0;
 }
 
 unsigned long long workers_samples(workers *w)

@@ -25,4 +25,23 @@ void workers_stop(workers *w);
 /* Training samples processed since start (for /metrics). */
 unsigned long long workers_samples(workers *w);
 
+/* Called on a worker thread right after a job's row changed in the store:
+ * it started running, an epoch's metrics row was written, it ended.  The
+ * event streams (api_events.c) wake on it.  Set once, at start-up. */
+typedef void (*workers_observer)(void *cls, const char *job_id);
+void workers_observe(workers *w, workers_observer fn, void *cls);
+
+/* A running job as /metrics shows it. */
+typedef struct {
+    char job_id[40];
+    char model[65];
+    unsigned epoch, epochs;   /* the last finished epoch, of how many */
+    double samples_per_second; /* over the last epoch */
+} workers_job;
+/* Fills up to max running jobs; returns how many there are (at most the
+ * number of workers). */
+int workers_running(workers *w, workers_job *out, int max);
+/* The number of worker threads. */
+int workers_count(const workers *w);
+
 #endif

@@ -137,6 +137,10 @@ int store_job_cancel(store *s, const char *id, int *was_running, json_t **out, s
 /* {"job":id,"epochs":[{"epoch","train_loss","train_accuracy","val_loss",
  * "val_accuracy","seconds"}]} */
 int store_job_metrics(store *s, const char *id, json_t **out, srv_err *e);
+/* The rows of store_job_metrics after epoch `after`, at most limit of them,
+ * as a new array (empty for an unknown job: the caller checked it). */
+int store_job_metrics_after(store *s, const char *id, uint32_t after, unsigned limit,
+                            json_t **out, srv_err *e);
 
 /* ---- worker side ---- */
 typedef struct {

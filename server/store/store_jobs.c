@@ -69,6 +69,9 @@ static store_sql sql_job_cancel_running = {.sql =
 static store_sql sql_job_metrics = {.sql =
     "SELECT epoch, train_loss, train_accuracy, val_loss, val_accuracy, "
     "seconds FROM job_metrics WHERE job = ?1 ORDER BY epoch"};
+static store_sql sql_job_metrics_after = {.sql =
+    "SELECT epoch, train_loss, train_accuracy, val_loss, val_accuracy, "
+    "seconds FROM job_metrics WHERE job = ?1 AND epoch > ?2 ORDER BY epoch LIMIT ?3"};
 static store_sql sql_job_oldest_queued = {.sql =
     "SELECT id, model, params FROM jobs WHERE status = 'queued' "
     "ORDER BY seq LIMIT 1"};
@@ -437,21 +440,12 @@ fail:
     return -1;
 }
 
-int store_job_metrics(store *s, const char *id, json_t **out, srv_err *e)
+/* Appends the rows a metrics statement (bound, not stepped) yields to a,
+ * one object each, and finishes the statement.  Both readers of the rows
+ * build them here, so the event stream and GET .../metrics agree byte for
+ * byte. */
+static int metrics_rows(struct store *s, sqlite3_stmt *st, json_t *a, srv_err *e)
 {
-    *out = NULL;
-    job_status status;
-    if (job_status_get(s, id, &status, e) < 0)
-        return -1;
-    json_t *a = json_array();
-    if (!a)
-        return store_oom(e);
-    sqlite3_stmt *st = store_stmt(s, &sql_job_metrics, e);
-    if (!st) {
-        json_decref(a);
-        return -1;
-    }
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int rc, bad = 0;
     while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         json_t *m = json_object();
@@ -469,13 +463,54 @@ int store_job_metrics(store *s, const char *id, json_t **out, srv_err *e)
             bad = 1;
     }
     store_done(st);
-    if (bad) {
-        json_decref(a);
+    if (bad)
         return store_oom(e);
-    }
-    if (rc != SQLITE_DONE) {
-        json_decref(a);
+    if (rc != SQLITE_DONE)
         return store_fail(s, rc, "reading job metrics", e);
+    return 0;
+}
+
+int store_job_metrics_after(store *s, const char *id, uint32_t after, unsigned limit,
+                            json_t **out, srv_err *e)
+{
+    *out = NULL;
+    json_t *a = json_array();
+    if (!a)
+        return store_oom(e);
+    sqlite3_stmt *st = store_stmt(s, &sql_job_metrics_after, e);
+    if (!st) {
+        json_decref(a);
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    if (metrics_rows(s, st, a, e) != 0) {
+        json_decref(a);
+        return -1;
+    }
+    *out = a;
+    return 0;
+}
+
+int store_job_metrics(store *s, const char *id, json_t **out, srv_err *e)
+{
+    *out = NULL;
+    job_status status;
+    if (job_status_get(s, id, &status, e) < 0)
+        return -1;
+    json_t *a = json_array();
+    if (!a)
+        return store_oom(e);
+    sqlite3_stmt *st = store_stmt(s, &sql_job_metrics, e);
+    if (!st) {
+        json_decref(a);
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (metrics_rows(s, st, a, e) != 0) {
+        json_decref(a);
+        return -1;
     }
     json_t *o = json_object();
     int b2 = !o;
