@@ -12,7 +12,8 @@
 # sampled every 20 ms, so its figure may miss up to 20 ms of work).
 #   usage: bench/http_bench.sh [BUILD_DIR]        (default: build)
 #   env:   CONNS (64), SECS (5), RUNS (3; the issue's target asks for 7),
-#          LEVELS ("info warn": the daemon's log levels to measure)
+#          LEVELS ("info warn v2": the daemon's log levels to measure; "v2"
+#          is v2 infer (bench/infer.lua, the same row) at the default info)
 # Prints JSON lines, per run:
 #   {"bench":"predict_http","run":i,"log_level":"info","requests_per_s":R,"cpu_us_per_request":C,...}
 #   {"bench":"http_ceiling","run":i,"rps":R,"cpu_us_per_request":C,...}
@@ -25,7 +26,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build}
 case $build in /*) ;; *) build=$root/$build ;; esac
 bin=$build/backpropd
-conns=${CONNS:-64} secs=${SECS:-5} runs=${RUNS:-3} levels=${LEVELS:-info warn}
+conns=${CONNS:-64} secs=${SECS:-5} runs=${RUNS:-3} levels=${LEVELS:-info warn v2}
 ceiling=$root/../shared/bench/http_ceiling.sh
 
 die() { echo "http_bench: $*" >&2; exit 1; }
@@ -117,14 +118,16 @@ median() { sort -g | awk '{v[NR]=$1} END {if (NR == 0) print "null"; else if (NR
 
 # one_daemon_run RUN LEVEL: a daemon at LEVEL under wrk; appends "rps cpu_us" to $tmp/LEVEL.
 one_daemon_run() {
-    local run=$1 level=$2
-    start_daemon "$level"
-    api POST /v1/models/digits/predict -H 'Content-Type: application/json' --data-binary "$body" \
-        | grep -q '"outputs"' || die "predict answered without outputs"
+    local run=$1 level=$2 script=predict.lua path=/v1/models/digits/predict
+    if [ "$level" = v2 ]; then script=infer.lua path=/v2/models/digits/infer; fi
+    start_daemon "$([ "$level" = v2 ] && echo info || echo "$level")"
+    api POST "$path" -H 'Content-Type: application/json' \
+        --data-binary "$(sed -n "s/^wrk.body = '\\(.*\\)'$/\\1/p" "$root/bench/$script")" \
+        | grep -q '"outputs"' || die "$path answered without outputs"
     local c0 c1
     c0=$(cpu_ticks "$pid")
     timeout $((secs + 30)) wrk -t2 -c"$conns" -d"${secs}s" --timeout 5s --latency \
-        -s "$root/bench/predict.lua" "$base/v1/models/digits/predict" >"$tmp/wrk.out" 2>&1 \
+        -s "$root/bench/$script" "$base$path" >"$tmp/wrk.out" 2>&1 \
         || { cat "$tmp/wrk.out" >&2; die "wrk failed"; }
     c1=$(cpu_ticks "$pid")
     kill -0 "$pid" 2>/dev/null || die "the daemon died under load"
@@ -194,3 +197,8 @@ for level in $levels; do
     printf '{"bench":"predict_http_vs_ceiling","runs":%s,"log_level":"%s","rps":%s,"ceiling_rps":%s,"ratio":%s,"median_run_ratio":%s,"target":0.9,"cpu_us_per_request":%s,"ceiling_cpu_us_per_request":%s,"cpu_ratio":%s,"cpu_target":1.1,"load":"%s"}\n' \
         "$runs" "$level" "$rps" "$crps" "$ratio" "${rr:-null}" "$cpu" "$ccpu" "$cratio" "$load"
 done
+# v2 infer against /v1 predict, both at the default level (issue 10: >= 0.9)
+if [ -f "$tmp/v2" ] && [ -f "$tmp/info" ]; then
+    v2r=$(paste -d' ' "$tmp/v2" "$tmp/info" | awk '$3 > 0 {print $1 / $3}' | median)
+    printf '{"bench":"v2_infer_vs_v1_predict","runs":%s,"median_run_ratio":%s,"target":0.9}\n' "$runs" "${v2r:-null}"
+fi
